@@ -1,0 +1,96 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "switchboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchboard", targets: ["switchboard"]),
+        .library(name: "Switchboard", targets: ["Switchboard"]),
+        .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
+        .target(
+            name: "SwitchboardEngine",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        /// Durable state behind one set of protocols; SQLite (GRDB) is the embedded default.
+        .target(
+            name: "SwitchboardStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        /// Routes, JSON errors and the operational endpoints, on top of the engine and the store.
+        .target(
+            name: "SwitchboardAPI",
+            dependencies: [
+                "SwitchboardEngine",
+                "SwitchboardStore",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        /// Settings and the assembly of a `serve` node.
+        .target(
+            name: "Switchboard",
+            dependencies: [
+                "SwitchboardAPI",
+                "SwitchboardEngine",
+                "SwitchboardStore",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        /// A Swift client for the HTTP API, used by the CLI and the tests.
+        .target(
+            name: "SwitchboardClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .executableTarget(
+            name: "switchboard",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardEngineTests",
+            dependencies: [
+                "SwitchboardEngine",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardTests",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardClient",
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,62 @@
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import SwitchboardAPI
+import SwitchboardEngine
+import SwitchboardStore
+
+/// One `serve` node: the store, the worker pool and the HTTP server, run as one `ServiceGroup` that
+/// stops gracefully on SIGTERM or SIGINT — the server first, then the pool, the store last.
+public final class ServeNode: Sendable {
+    public let settings: ServeSettings
+    public let store: SQLiteStore
+    public let workers: WorkerPool
+    /// The registry behind `/metrics`.
+    public let registry: PrometheusCollectorRegistry
+    private let group: ServiceGroup
+
+    /// Opens the store and assembles the services; nothing listens until `run()`.
+    public init(
+        settings: ServeSettings,
+        logger: Logger,
+        onListening: @escaping HTTPServer.ListeningCallback = { _ in }
+    ) throws {
+        self.settings = settings
+        self.store = try SQLiteStore(directory: settings.dataDirectory)
+        self.workers = WorkerPool(threads: settings.workerThreads)
+        self.registry = PrometheusCollectorRegistry()
+        var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
+        OperationsAPI(store: store, registry: registry).register(in: &router)
+
+        var accessLogger = logger
+        accessLogger[metadataKey: "log"] = "access"
+        let server = HTTPServer(
+            configuration: settings.engine,
+            responder: router,
+            metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
+            logger: logger,
+            accessLogger: settings.accessLog ? accessLogger : nil,
+            onListening: onListening
+        )
+        logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
+        self.group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: store), .init(service: workers), .init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+    }
+
+    /// Runs until graceful shutdown completes.
+    public func run() async throws {
+        try await group.run()
+    }
+
+    /// Starts graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        await group.triggerGracefulShutdown()
+    }
+}

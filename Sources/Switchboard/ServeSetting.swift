@@ -1,0 +1,42 @@
+/// Every setting of `switchboard serve`. Each is a flag (`--listen`), an environment variable
+/// (`SWITCHBOARD_LISTEN`) and a config-file key (`listen:`), in that order of precedence.
+public enum ServeSetting: String, CaseIterable, Sendable {
+    case listen
+    case data
+    case executionModel = "execution-model"
+    case eventLoops = "event-loops"
+    case backlog
+    case tcpNoDelay = "tcp-nodelay"
+    case tcpFastOpen = "tcp-fast-open"
+    case maxHeaderBytes = "max-header-bytes"
+    case maxBodyBytes = "max-body-bytes"
+    case headerReadTimeout = "header-read-timeout"
+    case idleTimeout = "idle-timeout"
+    case maxConnections = "max-connections"
+    case drainTimeout = "drain-timeout"
+    case workerThreads = "worker-threads"
+    case logLevel = "log-level"
+    case accessLog = "access-log"
+
+    /// One line for `--help`, with the default.
+    public var help: String {
+        switch self {
+        case .listen: "Address to listen on, HOST:PORT; port 0 picks a free port (default 127.0.0.1:8080)."
+        case .data: "Directory of the embedded SQLite store (default ./switchboard-data)."
+        case .executionModel: "single, shared-listener or reuseport (default shared-listener)."
+        case .eventLoops: "Event loops (threads) for network I/O (default: one per core)."
+        case .backlog: "Length of the kernel's accept queue (default 1024)."
+        case .tcpNoDelay: "TCP_NODELAY on accepted sockets; off switches Nagle's algorithm on (default on)."
+        case .tcpFastOpen: "TCP Fast Open queue length on the listener; 0 is off (default 0)."
+        case .maxHeaderBytes: "Largest request head, e.g. 16KiB; over it 431 (default 16KiB)."
+        case .maxBodyBytes: "Largest request body of routes that set none, e.g. 1MiB; over it 413 (default 1MiB)."
+        case .headerReadTimeout: "Time to receive a request head once it begins, e.g. 10s; then 408 (default 10s)."
+        case .idleTimeout: "Time a keep-alive connection may wait for its next request (default 60s)."
+        case .maxConnections: "Open connections at once; at the limit new ones wait in the backlog (default 10000)."
+        case .drainTimeout: "On shutdown, time requests in flight get to finish (default 10s)."
+        case .workerThreads: "Threads of the worker pool for CPU-heavy work (default: one per core)."
+        case .logLevel: "trace, debug, info, notice, warning, error or critical (default info)."
+        case .accessLog: "One log line per request, on or off (default on)."
+        }
+    }
+}

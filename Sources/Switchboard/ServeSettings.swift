@@ -1,0 +1,124 @@
+import Configuration
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardEngine
+
+/// The resolved settings of a `serve` node.
+public struct ServeSettings: Sendable {
+    public var engine = EngineConfiguration()
+    /// Directory of the embedded store.
+    public var dataDirectory = "./switchboard-data"
+    public var workerThreads = System.coreCount
+    public var logLevel: Logger.Level = .info
+    public var accessLog = true
+
+    public init() {}
+}
+
+extension ServeSettings {
+    /// Resolves every setting from, in order of precedence, `commandLine` (values of the flags given),
+    /// `environment` (`SWITCHBOARD_…` variables) and the YAML or JSON file named by `--config` or
+    /// `SWITCHBOARD_CONFIG`; what none of them sets keeps its default.
+    /// - Throws: `SettingsError` naming the first setting that is unusable.
+    public static func resolve(
+        commandLine: [ServeSetting: String] = [:],
+        configFile: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> ServeSettings {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (setting, value) in commandLine {
+            values[AbsoluteConfigKey([setting.rawValue])] = ConfigValue(.string(value), isSecret: false)
+        }
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "flags", values: values),
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "switchboard"),
+        ]
+        if let path = configFile ?? environment["SWITCHBOARD_CONFIG"] {
+            providers.append(try await configFileProvider(path))
+        }
+        return try SettingsReader(config: ConfigReader(providers: providers)).serveSettings()
+    }
+
+    private static func configFileProvider(_ path: String) async throws -> any ConfigProvider {
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw SettingsError(key: "config", problem: "cannot read the file \(path)")
+        }
+        do {
+            if path.hasSuffix(".json") {
+                return try await FileProvider<JSONSnapshot>(filePath: .init(path))
+            }
+            return try await FileProvider<YAMLSnapshot>(filePath: .init(path))
+        } catch {
+            throw SettingsError(key: "config", problem: "\(path) is not valid YAML or JSON: \(error)")
+        }
+    }
+}
+
+/// Reads each setting as text and parses it, so that every mistake is reported with its setting.
+private struct SettingsReader {
+    let config: ConfigReader
+
+    func serveSettings() throws -> ServeSettings {
+        var settings = ServeSettings()
+        var engine = EngineConfiguration()
+        if let (host, port) = try read(.listen, expecting: "HOST:PORT", SettingValue.hostAndPort) {
+            engine.host = host
+            engine.port = port
+        }
+        settings.dataDirectory = try read(.data, expecting: "a directory") { $0.isEmpty ? nil : $0 }
+            ?? settings.dataDirectory
+        engine.executionModel = try read(.executionModel, expecting: "single, shared-listener or reuseport") {
+            ExecutionModel(rawValue: $0)
+        } ?? engine.executionModel
+        engine.eventLoops = try read(.eventLoops, expecting: "a count from 1 to 256", count(1...256)) ?? engine.eventLoops
+        engine.backlog = try read(.backlog, expecting: "a count from 1 to 65535", count(1...65535)) ?? engine.backlog
+        engine.tcpNoDelay = try read(.tcpNoDelay, expecting: "on or off", SettingValue.bool) ?? engine.tcpNoDelay
+        let fastOpen = try read(.tcpFastOpen, expecting: "a queue length from 0 to 65535", count(0...65535))
+        engine.tcpFastOpenQueue = fastOpen.flatMap { $0 == 0 ? nil : $0 } ?? engine.tcpFastOpenQueue
+        var limits = engine.limits
+        limits.maxHeaderBytes = try read(.maxHeaderBytes, expecting: "a size from 1KiB to 80KiB") {
+            SettingValue.byteSize($0).flatMap { (1024...80 * 1024).contains($0) ? $0 : nil }
+        } ?? limits.maxHeaderBytes
+        limits.maxBodyBytes = try read(.maxBodyBytes, expecting: "a size such as 1MiB", SettingValue.byteSize)
+            ?? limits.maxBodyBytes
+        limits.headerReadTimeout = try read(.headerReadTimeout, expecting: "a duration such as 10s", positiveDuration)
+            ?? limits.headerReadTimeout
+        limits.idleTimeout = try read(.idleTimeout, expecting: "a duration such as 60s", positiveDuration)
+            ?? limits.idleTimeout
+        limits.maxConnections = try read(.maxConnections, expecting: "a count of at least 1", count(1...Int(Int32.max)))
+            ?? limits.maxConnections
+        engine.limits = limits
+        engine.drainTimeout = try read(.drainTimeout, expecting: "a duration such as 10s", SettingValue.duration)
+            ?? engine.drainTimeout
+        settings.engine = engine
+        settings.workerThreads = try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
+            ?? settings.workerThreads
+        settings.logLevel = try read(.logLevel, expecting: "trace, debug, info, notice, warning, error or critical") {
+            Logger.Level(rawValue: $0.lowercased())
+        } ?? settings.logLevel
+        settings.accessLog = try read(.accessLog, expecting: "on or off", SettingValue.bool) ?? settings.accessLog
+        return settings
+    }
+
+    /// The parsed value of `setting`, `nil` when no source sets it.
+    private func read<Value>(
+        _ setting: ServeSetting,
+        expecting expected: String,
+        _ parse: (String) -> Value?
+    ) throws -> Value? {
+        guard let text = config.string(forKey: ConfigKey([setting.rawValue])) else { return nil }
+        guard let value = parse(text) else {
+            throw SettingsError(key: setting.rawValue, problem: "expected \(expected), got '\(text)'")
+        }
+        return value
+    }
+
+    private func count(_ range: ClosedRange<Int>) -> (String) -> Int? {
+        { Int($0).flatMap { range.contains($0) ? $0 : nil } }
+    }
+
+    private func positiveDuration(_ text: String) -> TimeAmount? {
+        SettingValue.duration(text).flatMap { $0 > .zero ? $0 : nil }
+    }
+}

@@ -1,0 +1,41 @@
+import NIOCore
+
+/// Everything the engine needs to listen and to protect itself; every field has a documented default.
+public struct EngineConfiguration: Sendable {
+    /// Host to bind. Default `127.0.0.1`.
+    public var host: String = "127.0.0.1"
+    /// Port to bind; 0 picks a free port, reported through `HTTPServer.onListening`. Default 8080.
+    public var port: Int = 8080
+    /// How listeners and connections map onto event loops. Default `.sharedListener`.
+    public var executionModel: ExecutionModel = .sharedListener
+    /// Event loops (threads) for network I/O; ignored by `.single`. Default: one per core.
+    public var eventLoops: Int = System.coreCount
+    /// Length of the kernel's accept queue. Default 1024.
+    public var backlog: Int = 1024
+    /// `TCP_NODELAY` on accepted sockets; `false` switches Nagle's algorithm back on. Default `true`.
+    public var tcpNoDelay: Bool = true
+    /// `TCP_FASTOPEN` queue length on the listener; `nil` leaves TCP Fast Open off. Default `nil`.
+    public var tcpFastOpenQueue: Int? = nil
+    /// Request size, time and connection limits.
+    public var limits: HTTPLimits = HTTPLimits()
+    /// How long graceful shutdown waits for requests in flight before closing their connections.
+    public var drainTimeout: TimeAmount = .seconds(10)
+
+    public init() {}
+}
+
+/// Limits that keep malformed, oversized and slow clients from hurting the server.
+public struct HTTPLimits: Sendable {
+    /// Bytes of header names and values in one request; over it the answer is 431. Default 16 KiB.
+    public var maxHeaderBytes: Int = 16 * 1024
+    /// Body bytes a route accepts unless it says otherwise; over it the answer is 413. Default 1 MiB.
+    public var maxBodyBytes: Int = 1024 * 1024
+    /// Time from a request's first byte to its complete head; over it 408 and close (slowloris). Default 10 s.
+    public var headerReadTimeout: TimeAmount = .seconds(10)
+    /// Time a keep-alive connection may sit with no request before it is closed. Default 60 s.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Open connections at once; at the limit the listener stops accepting until one closes. Default 10000.
+    public var maxConnections: Int = 10_000
+
+    public init() {}
+}

@@ -1,0 +1,42 @@
+import CoreMetrics
+import NIOCore
+import NIOHTTP1
+
+/// The engine's metrics, created from an injected factory so that each server can own its registry.
+public struct EngineMetrics: Sendable {
+    private let stageTimers: [JourneyStage: Timer]
+    private let requestTimer: Timer
+    private let requestsByClass: [Counter]
+    let connections: Meter
+    let acceptedConnections: Counter
+
+    public init(factory: any MetricsFactory) {
+        self.requestsByClass = (1...5).map { leading in
+            Counter(
+                label: "switchboard_requests_total",
+                dimensions: [("status_class", "\(leading)xx")],
+                factory: factory
+            )
+        }
+        var stageTimers: [JourneyStage: Timer] = [:]
+        for stage in JourneyStage.allCases {
+            stageTimers[stage] = Timer(
+                label: "switchboard_request_stage_seconds",
+                dimensions: [("stage", stage.rawValue)],
+                factory: factory
+            )
+        }
+        self.stageTimers = stageTimers
+        self.requestTimer = Timer(label: "switchboard_request_seconds", factory: factory)
+        self.connections = Meter(label: "switchboard_open_connections", factory: factory)
+        self.acceptedConnections = Counter(label: "switchboard_accepted_connections_total", factory: factory)
+    }
+
+    func record(_ journey: RequestJourney, status: HTTPResponseStatus) {
+        for (stage, duration) in journey.stageDurations {
+            stageTimers[stage]?.recordNanoseconds(duration.nanoseconds)
+        }
+        requestTimer.recordNanoseconds(journey.total.nanoseconds)
+        requestsByClass[min(max(Int(status.code) / 100, 1), 5) - 1].increment()
+    }
+}

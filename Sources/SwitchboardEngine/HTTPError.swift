@@ -1,0 +1,78 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// An error a client sees as `{"error":{"code":…,"message":…}}` with an HTTP status.
+///
+/// `code` is stable and machine-readable; `message` is for people and may change.
+public struct HTTPError: Error, Sendable, Equatable {
+    public var status: HTTPResponseStatus
+    public var code: String
+    public var message: String
+    /// Extra response headers, such as `Allow` on 405.
+    public var headers: HTTPHeaders
+
+    public init(_ status: HTTPResponseStatus, code: String, message: String, headers: HTTPHeaders = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    public static func == (lhs: HTTPError, rhs: HTTPError) -> Bool {
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.message == rhs.message
+    }
+}
+
+extension HTTPError {
+    public static func notFound(_ path: String) -> HTTPError {
+        HTTPError(.notFound, code: "route_not_found", message: "No route for \(path)")
+    }
+
+    public static func methodNotAllowed(_ method: HTTPMethod, allowed: [HTTPMethod]) -> HTTPError {
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        return HTTPError(
+            .methodNotAllowed,
+            code: "method_not_allowed",
+            message: "\(method.rawValue) is not allowed here; allowed: \(allow)",
+            headers: ["Allow": allow]
+        )
+    }
+
+    public static func bodyTooLarge(limit: Int) -> HTTPError {
+        HTTPError(.payloadTooLarge, code: "body_too_large", message: "The request body exceeds \(limit) bytes")
+    }
+
+    public static func badRequest(code: String, message: String) -> HTTPError {
+        HTTPError(.badRequest, code: code, message: message)
+    }
+
+    public static let internalError = HTTPError(
+        .internalServerError,
+        code: "internal_error",
+        message: "The server failed to handle the request"
+    )
+}
+
+extension HTTPError {
+    private struct Envelope: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+        }
+        var error: Detail
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    /// The JSON error body: `{"error":{"code":…,"message":…}}`.
+    public var jsonBody: ByteBuffer {
+        let envelope = Envelope(error: .init(code: code, message: message))
+        // Encoding two strings cannot fail.
+        return ByteBuffer(bytes: try! Self.encoder.encode(envelope))
+    }
+}

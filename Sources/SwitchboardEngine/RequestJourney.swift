@@ -1,0 +1,47 @@
+import NIOCore
+
+/// The stages of one request's journey (the seed's "Request Journey"), each timed separately.
+public enum JourneyStage: String, Sendable, CaseIterable {
+    /// Accept (or the end of the previous response) to the request's first byte.
+    case read
+    /// First byte to the complete head.
+    case parse
+    /// Complete head to the end of the body.
+    case decode
+    /// End of the body to the response head handed to the engine (the handler's time).
+    case process
+    /// Response head to the last byte flushed to the socket.
+    case write
+}
+
+/// Timestamps of one request, taken as it travels through the pipeline.
+struct RequestJourney {
+    var started: NIODeadline
+    var firstByte: NIODeadline
+    var headParsed: NIODeadline
+    var bodyRead: NIODeadline?
+    var responseStarted: NIODeadline?
+    var responseFlushed: NIODeadline?
+
+    /// Seconds spent in each stage that has both of its ends.
+    var stageDurations: [(JourneyStage, TimeAmount)] {
+        var stages: [(JourneyStage, TimeAmount)] = [
+            (.read, firstByte - started),
+            (.parse, headParsed - firstByte),
+        ]
+        guard let bodyRead else { return stages }
+        stages.append((.decode, bodyRead - headParsed))
+        guard let responseStarted else { return stages }
+        stages.append((.process, responseStarted - bodyRead))
+        guard let responseFlushed else { return stages }
+        stages.append((.write, responseFlushed - responseStarted))
+        return stages
+    }
+
+    var total: TimeAmount { (responseFlushed ?? headParsed) - started }
+}
+
+extension TimeAmount {
+    /// Milliseconds with microsecond precision, for logs.
+    var milliseconds: Double { Double(nanoseconds) / 1_000_000 }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import NIOHTTP1
+
+/// Decides from a request head alone which handler serves it and how large its body may be.
+///
+/// The engine asks before reading the body, so a route's body limit is enforced while bytes arrive.
+public protocol HTTPResponder: Sendable {
+    func route(_ head: HTTPRequestHead) -> RouteMatch
+}
+
+/// The outcome of routing a request head.
+public enum RouteMatch: Sendable {
+    /// A handler, the body limit of its route and the values of the route's `{name}` segments.
+    case handler(Route.Handler, maxBodyBytes: Int, parameters: [String: String])
+    /// No handler: answer with this error (404, 405 with `Allow`).
+    case failure(HTTPError)
+}
+
+/// One method and path pattern with its handler, such as `GET /v1/topics/{topic}/messages`.
+public struct Route: Sendable {
+    public typealias Handler = @Sendable (Request) async throws -> Response
+
+    public var method: HTTPMethod
+    public var segments: [Segment]
+    /// The body limit of this route; `nil` takes the engine's default.
+    public var maxBodyBytes: Int?
+    public var handler: Handler
+
+    /// A path segment: literal text or a named parameter written `{name}`.
+    public enum Segment: Sendable, Equatable {
+        case literal(Substring)
+        case parameter(String)
+    }
+
+    public init(_ method: HTTPMethod, _ pattern: String, maxBodyBytes: Int? = nil, handler: @escaping Handler) {
+        self.method = method
+        self.segments = pattern.split(separator: "/").map { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}")
+                ? .parameter(String(segment.dropFirst().dropLast())) : .literal(segment)
+        }
+        self.maxBodyBytes = maxBodyBytes
+        self.handler = handler
+    }
+
+    /// The parameters if `path` (already split) matches this route's pattern.
+    func match(_ path: [Substring]) -> [String: String]? {
+        guard path.count == segments.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (segment, component) in zip(segments, path) {
+            switch segment {
+            case .literal(let text) where text == component: continue
+            case .literal: return nil
+            case .parameter(let name): parameters[name] = String(component).removingPercentEncoding ?? String(component)
+            }
+        }
+        return parameters
+    }
+}
+
+/// A table of routes, matched in order. `HEAD` falls back to the `GET` route of the same path.
+public struct Router: HTTPResponder {
+    public private(set) var routes: [Route] = []
+    /// The body limit of routes that set none.
+    public var defaultMaxBodyBytes: Int
+
+    public init(defaultMaxBodyBytes: Int = HTTPLimits().maxBodyBytes) {
+        self.defaultMaxBodyBytes = defaultMaxBodyBytes
+    }
+
+    public mutating func add(_ route: Route) {
+        routes.append(route)
+    }
+
+    public mutating func add(
+        _ method: HTTPMethod,
+        _ pattern: String,
+        maxBodyBytes: Int? = nil,
+        handler: @escaping Route.Handler
+    ) {
+        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: handler))
+    }
+
+    public func route(_ head: HTTPRequestHead) -> RouteMatch {
+        let pathString = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = pathString.split(separator: "/")
+        var allowed: [HTTPMethod] = []
+        for route in routes {
+            guard let parameters = route.match(path) else { continue }
+            if route.method == head.method || (head.method == .HEAD && route.method == .GET) {
+                return .handler(
+                    route.handler,
+                    maxBodyBytes: route.maxBodyBytes ?? defaultMaxBodyBytes,
+                    parameters: parameters
+                )
+            }
+            allowed.append(route.method)
+        }
+        if allowed.isEmpty {
+            return .failure(.notFound(String(pathString)))
+        }
+        if allowed.contains(.GET) && !allowed.contains(.HEAD) {
+            allowed.append(.HEAD)
+        }
+        return .failure(.methodNotAllowed(head.method, allowed: allowed))
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import GRDB
+import ServiceLifecycle
+
+/// The embedded store: one SQLite file in WAL mode under the data directory, through GRDB.
+public final class SQLiteStore: Store {
+    public let kind = "sqlite"
+    /// The database file.
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) `switchboard.sqlite` in `directory` and brings its schema up to date.
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = (directory as NSString).appendingPathComponent("switchboard.sqlite")
+        var configuration = Configuration()
+        configuration.label = "switchboard"
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// The journal mode SQLite reports, `wal` for a pool.
+    public func journalMode() async throws -> String {
+        try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    /// Waits for graceful shutdown, then checkpoints the WAL and closes the file.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try pool.close()
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: node metadata") { db in
+            try db.create(table: "node_metadata") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .text).notNull()
+            }
+            try db.execute(
+                sql: "INSERT INTO node_metadata (key, value) VALUES ('created_at', ?)",
+                arguments: [ISO8601DateFormatter().string(from: Date())]
+            )
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Switchboard
+
+/// `switchboard serve`: runs a node until SIGTERM or Ctrl-C.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Start the server.",
+        discussion: """
+            Settings come from flags, then SWITCHBOARD_* environment variables (SWITCHBOARD_LISTEN, \
+            SWITCHBOARD_MAX_BODY_BYTES, ...), then the config file (YAML or JSON, same key names).
+            """
+    )
+
+    @Option(help: "YAML or JSON config file (SWITCHBOARD_CONFIG).") var config: String?
+    @Option(help: .init(ServeSetting.listen.help)) var listen: String?
+    @Option(help: .init(ServeSetting.data.help)) var data: String?
+    @Option(help: .init(ServeSetting.executionModel.help)) var executionModel: String?
+    @Option(help: .init(ServeSetting.eventLoops.help)) var eventLoops: String?
+    @Option(help: .init(ServeSetting.backlog.help)) var backlog: String?
+    @Option(name: .customLong("tcp-nodelay"), help: .init(ServeSetting.tcpNoDelay.help)) var tcpNoDelay: String?
+    @Option(help: .init(ServeSetting.tcpFastOpen.help)) var tcpFastOpen: String?
+    @Option(help: .init(ServeSetting.maxHeaderBytes.help)) var maxHeaderBytes: String?
+    @Option(help: .init(ServeSetting.maxBodyBytes.help)) var maxBodyBytes: String?
+    @Option(help: .init(ServeSetting.headerReadTimeout.help)) var headerReadTimeout: String?
+    @Option(help: .init(ServeSetting.idleTimeout.help)) var idleTimeout: String?
+    @Option(help: .init(ServeSetting.maxConnections.help)) var maxConnections: String?
+    @Option(help: .init(ServeSetting.drainTimeout.help)) var drainTimeout: String?
+    @Option(help: .init(ServeSetting.workerThreads.help)) var workerThreads: String?
+    @Option(help: .init(ServeSetting.logLevel.help)) var logLevel: String?
+    @Option(help: .init(ServeSetting.accessLog.help)) var accessLog: String?
+
+    /// The flags the user gave, by setting.
+    private var commandLine: [ServeSetting: String] {
+        let given: [(ServeSetting, String?)] = [
+            (.listen, listen), (.data, data), (.executionModel, executionModel), (.eventLoops, eventLoops),
+            (.backlog, backlog), (.tcpNoDelay, tcpNoDelay), (.tcpFastOpen, tcpFastOpen),
+            (.maxHeaderBytes, maxHeaderBytes), (.maxBodyBytes, maxBodyBytes),
+            (.headerReadTimeout, headerReadTimeout), (.idleTimeout, idleTimeout),
+            (.maxConnections, maxConnections), (.drainTimeout, drainTimeout), (.workerThreads, workerThreads),
+            (.logLevel, logLevel), (.accessLog, accessLog),
+        ]
+        return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
+    }
+
+    func run() async throws {
+        let settings: ServeSettings
+        do {
+            settings = try await ServeSettings.resolve(commandLine: commandLine, configFile: config)
+        } catch let error as SettingsError {
+            FileHandle.standardError.write(Data("switchboard: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = settings.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "switchboard")
+        let node = try ServeNode(settings: settings, logger: logger)
+        try await node.run()
+        logger.info("Stopped")
+    }
+}
