@@ -62,6 +62,8 @@ struct HTTPConnection {
             response = try await handler(request)
         } catch let error as HTTPError {
             response = .error(error)
+        } catch is CancellationError {
+            throw CancellationError()  // The server is closing this connection.
         } catch {
             logger.error("Handler failed", metadata: ["uri": "\(head.uri)", "error": "\(error)"])
             response = .error(.internalError)

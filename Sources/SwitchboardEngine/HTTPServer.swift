@@ -146,6 +146,11 @@ public final class HTTPServer: Service, Sendable {
             }
             group.cancelAll()
         }
+        // Every connection is closed or closing now; wait until the listeners have seen them all go,
+        // so nothing is left pending when the event loops stop.
+        for listener in listeners {
+            await listener.drained()
+        }
     }
 }
 
@@ -157,6 +162,13 @@ private struct Listener: Sendable {
     let channel: NIOAsyncChannel<HTTPConnection.Channel, Never>
     let quiescer: ServerQuiescingHelper
     let address: SocketAddress
+
+    /// Closes the listener if it is still open and returns once all its connections have closed.
+    func drained() async {
+        let promise = channel.channel.eventLoop.makePromise(of: Void.self)
+        quiescer.initiateShutdown(promise: promise)
+        try? await promise.futureResult.get()
+    }
 
     /// Serves every accepted connection in its own task until the listener closes and they are done.
     func acceptConnections(serving connection: HTTPConnection) async {

@@ -1,0 +1,125 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import SwitchboardEngine
+
+@Suite struct TimeoutStateMachineTests {
+    typealias Machine = ConnectionTimeoutHandler.StateMachine
+
+    @Test func idleUntilBytesThenHeaderTimerUntilHead() {
+        var machine = Machine()
+        #expect(machine.timer == .idle)
+        #expect(machine.requestBytesArrived() == .headerRead)
+        #expect(machine.headReceived() == .none)
+        #expect(machine.responseEnded() == .idle)
+    }
+
+    @Test func noTimerWhilePipelinedRequestsAreInFlight() {
+        var machine = Machine()
+        _ = machine.requestBytesArrived()
+        _ = machine.headReceived()
+        _ = machine.headReceived()
+        #expect(machine.responseEnded() == .none)
+        #expect(machine.responseEnded() == .idle)
+    }
+
+    @Test func partialNextHeadAfterResponseArmsHeaderTimer() {
+        var machine = Machine()
+        _ = machine.headReceived()
+        _ = machine.requestBytesArrived()
+        #expect(machine.responseEnded() == .headerRead)
+    }
+}
+
+@Suite struct RouterTests {
+    let router: Router = {
+        var router = Router(defaultMaxBodyBytes: 100)
+        router.add(.GET, "/v1/topics/{topic}/messages") { _ in .text("get") }
+        router.add(.POST, "/v1/topics/{topic}/messages", maxBodyBytes: 7) { _ in .text("post") }
+        return router
+    }()
+
+    private func head(_ method: HTTPMethod, _ uri: String) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+    }
+
+    @Test func matchesParametersAndRouteBodyLimit() {
+        guard case .handler(_, let limit, let parameters) = router.route(head(.POST, "/v1/topics/a%2Eb/messages?x=1"))
+        else {
+            Issue.record("no match")
+            return
+        }
+        #expect(limit == 7)
+        #expect(parameters == ["topic": "a.b"])
+    }
+
+    @Test func headFallsBackToGet() {
+        guard case .handler(_, let limit, _) = router.route(head(.HEAD, "/v1/topics/t/messages")) else {
+            Issue.record("no match")
+            return
+        }
+        #expect(limit == 100)
+    }
+
+    @Test func unknownPathIs404AndWrongMethodIs405() {
+        guard case .failure(let missing) = router.route(head(.GET, "/v1/nothing")) else {
+            Issue.record("matched")
+            return
+        }
+        #expect(missing.status == .notFound)
+        guard case .failure(let wrong) = router.route(head(.DELETE, "/v1/topics/t/messages")) else {
+            Issue.record("matched")
+            return
+        }
+        #expect(wrong.status == .methodNotAllowed)
+        #expect(wrong.headers["Allow"] == ["GET, POST, HEAD"])
+    }
+
+    @Test func queryIsDecoded() {
+        let request = Request(head: head(.GET, "/x?after=5&name=a+b%21&flag"))
+        #expect(request.query == ["after": "5", "name": "a b!", "flag": ""])
+        #expect(request.path == "/x")
+    }
+}
+
+@Suite struct ProtocolErrorHandlerTests {
+    @Test func parserErrorBecomesJSON400OnEmbeddedChannel() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+        try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
+        #expect(throws: HTTPParserError.self) {
+            try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n"))
+        }
+        var written = ""
+        while var chunk = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(var buffer) = chunk {
+                written += buffer.readString(length: buffer.readableBytes) ?? ""
+            }
+            chunk = .byteBuffer(ByteBuffer())
+        }
+        #expect(written.hasPrefix("HTTP/1.1 400 Bad Request"))
+        #expect(written.contains(#"{"error":{"code":"invalid_header""#))
+        #expect(written.contains("Connection: close"))
+        _ = try? channel.finish()
+    }
+
+    @Test func headerOverflowMapsTo431() {
+        #expect(HTTPError(HTTPParserError.headerOverflow).status == .requestHeaderFieldsTooLarge)
+    }
+}
+
+@Suite struct WorkerPoolTests {
+    @Test func runsWorkOffTheCallerAndReturnsResults() async throws {
+        let pool = WorkerPool(threads: 2)
+        let results = try await withThrowingTaskGroup(of: Int.self) { group in
+            for value in 1...8 {
+                group.addTask { try await pool.run { (1...value).reduce(0, +) } }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(results.sorted() == [1, 3, 6, 10, 15, 21, 28, 36])
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+
+@testable import Switchboard
+
+@Suite struct SettingsTests {
+    @Test func defaultsMatchTheDocumentedOnes() async throws {
+        let settings = try await ServeSettings.resolve(environment: [:])
+        #expect(settings.engine.host == "127.0.0.1")
+        #expect(settings.engine.port == 8080)
+        #expect(settings.engine.executionModel == .sharedListener)
+        #expect(settings.dataDirectory == "./switchboard-data")
+        #expect(settings.engine.limits.maxBodyBytes == 1 << 20)
+        #expect(settings.engine.tcpNoDelay)
+    }
+
+    @Test func flagsBeatEnvironmentWhichBeatsTheConfigFile() async throws {
+        let file = try temporaryFile(
+            named: "switchboard.yaml",
+            contents: """
+                listen: 127.0.0.1:7000
+                max-body-bytes: 2MiB
+                event-loops: 3
+                idle-timeout: 5s
+                execution-model: reuseport
+                """
+        )
+        let settings = try await ServeSettings.resolve(
+            commandLine: [.listen: "127.0.0.1:9000"],
+            configFile: file,
+            environment: ["SWITCHBOARD_LISTEN": "127.0.0.1:8000", "SWITCHBOARD_EVENT_LOOPS": "5"]
+        )
+        #expect(settings.engine.port == 9000)
+        #expect(settings.engine.eventLoops == 5)
+        #expect(settings.engine.limits.maxBodyBytes == 2 << 20)
+        #expect(settings.engine.limits.idleTimeout == .seconds(5))
+        #expect(settings.engine.executionModel == .reuseport)
+    }
+
+    @Test func configFileCanComeFromTheEnvironment() async throws {
+        let file = try temporaryFile(named: "env.yaml", contents: "data: /tmp/from-file\n")
+        let settings = try await ServeSettings.resolve(environment: ["SWITCHBOARD_CONFIG": file])
+        #expect(settings.dataDirectory == "/tmp/from-file")
+    }
+
+    @Test(arguments: [
+        (ServeSetting.listen, "nowhere", "invalid setting listen (--listen, SWITCHBOARD_LISTEN): expected HOST:PORT, got 'nowhere'"),
+        (.eventLoops, "0", "invalid setting event-loops (--event-loops, SWITCHBOARD_EVENT_LOOPS): expected a count from 1 to 256, got '0'"),
+        (.executionModel, "threads", "invalid setting execution-model (--execution-model, SWITCHBOARD_EXECUTION_MODEL): expected single, shared-listener or reuseport, got 'threads'"),
+        (.maxBodyBytes, "lots", "invalid setting max-body-bytes (--max-body-bytes, SWITCHBOARD_MAX_BODY_BYTES): expected a size such as 1MiB, got 'lots'"),
+        (.idleTimeout, "-1s", "invalid setting idle-timeout (--idle-timeout, SWITCHBOARD_IDLE_TIMEOUT): expected a duration such as 60s, got '-1s'"),
+    ])
+    func badSettingIsNamedInOneLine(setting: ServeSetting, value: String, message: String) async throws {
+        await #expect(throws: SettingsError.self) {
+            _ = try await ServeSettings.resolve(commandLine: [setting: value], environment: [:])
+        }
+        do {
+            _ = try await ServeSettings.resolve(commandLine: [setting: value], environment: [:])
+        } catch let error as SettingsError {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func badEnvironmentValueIsReportedToo() async throws {
+        await #expect(throws: SettingsError(key: "backlog", problem: "expected a count from 1 to 65535, got 'many'")) {
+            _ = try await ServeSettings.resolve(environment: ["SWITCHBOARD_BACKLOG": "many"])
+        }
+    }
+
+    @Test func missingOrBrokenConfigFileIsReported() async throws {
+        await #expect(throws: SettingsError.self) {
+            _ = try await ServeSettings.resolve(configFile: "/nonexistent/switchboard.yaml", environment: [:])
+        }
+        let broken = try temporaryFile(named: "broken.yaml", contents: "listen: [unclosed\n")
+        await #expect(throws: SettingsError.self) {
+            _ = try await ServeSettings.resolve(configFile: broken, environment: [:])
+        }
+    }
+
+    @Test func valueParsersAcceptTheDocumentedForms() {
+        #expect(SettingValue.hostAndPort("[::1]:80")! == ("::1", 80))
+        #expect(SettingValue.hostAndPort("127.0.0.1:99999") == nil)
+        #expect(SettingValue.duration("250ms") == .milliseconds(250))
+        #expect(SettingValue.duration("2m") == .seconds(120))
+        #expect(SettingValue.duration("3") == .seconds(3))
+        #expect(SettingValue.byteSize("16KiB") == 16384)
+        #expect(SettingValue.byteSize("1MB") == 1_000_000)
+        #expect(SettingValue.bool("off") == false)
+    }
+}
+
+/// Writes `contents` to a fresh file in a temporary directory and returns its path.
+func temporaryFile(named name: String, contents: String) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let path = directory.appendingPathComponent(name).path
+    try contents.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
