@@ -29,9 +29,14 @@ public final class SQLiteStore: Store {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    /// Waits for graceful shutdown, then checkpoints the WAL and closes the file.
+    /// Waits for graceful shutdown, then closes the database.
     public func run() async throws {
         try? await gracefulShutdown()
+        try close()
+    }
+
+    /// Closes the database; later queries fail. Closing twice is harmless.
+    public func close() throws {
         try pool.close()
     }
 
