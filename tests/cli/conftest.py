@@ -1,0 +1,75 @@
+"""Runs the real `switchboard` binary as a user would and talks to it with curl."""
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("SWITCHBOARD_BIN", ROOT / ".build" / "debug" / "switchboard"))
+
+
+class Server:
+    """A `switchboard serve` process on a free port, with its log."""
+
+    def __init__(self, args, env, cwd):
+        self.log_path = Path(cwd) / "server.log"
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [str(BINARY), "serve", "--listen", "127.0.0.1:0", *args],
+            cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.port = self._wait_for_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _wait_for_port(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            match = re.search(r"address=\S+:(\d+) .*Listening", self.log_path.read_text())
+            if match:
+                return int(match.group(1))
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise TimeoutError(self.log_path.read_text())
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def output(self):
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    servers = []
+
+    def start(*args, env=None):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        environment.update(env or {})
+        server = Server(list(args), environment, tmp_path)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def curl(*args):
+    """Runs curl and returns (status code, body)."""
+    result = subprocess.run(
+        ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", *args],
+        capture_output=True, text=True, check=True,
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), body
