@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "SwitchboardClient",
             dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client")
             ]
         ),
         .executableTarget(

@@ -66,37 +66,48 @@ private struct SettingsReader {
             engine.host = host
             engine.port = port
         }
-        settings.dataDirectory = try read(.data, expecting: "a directory") { $0.isEmpty ? nil : $0 }
+        settings.dataDirectory =
+            try read(.data, expecting: "a directory") { $0.isEmpty ? nil : $0 }
             ?? settings.dataDirectory
-        engine.executionModel = try read(.executionModel, expecting: "single, shared-listener or reuseport") {
-            ExecutionModel(rawValue: $0)
-        } ?? engine.executionModel
-        engine.eventLoops = try read(.eventLoops, expecting: "a count from 1 to 256", count(1...256)) ?? engine.eventLoops
+        engine.executionModel =
+            try read(.executionModel, expecting: "single, shared-listener or reuseport") {
+                ExecutionModel(rawValue: $0)
+            } ?? engine.executionModel
+        engine.eventLoops =
+            try read(.eventLoops, expecting: "a count from 1 to 256", count(1...256)) ?? engine.eventLoops
         engine.backlog = try read(.backlog, expecting: "a count from 1 to 65535", count(1...65535)) ?? engine.backlog
         engine.tcpNoDelay = try read(.tcpNoDelay, expecting: "on or off", SettingValue.bool) ?? engine.tcpNoDelay
         let fastOpen = try read(.tcpFastOpen, expecting: "a queue length from 0 to 65535", count(0...65535))
         engine.tcpFastOpenQueue = fastOpen.flatMap { $0 == 0 ? nil : $0 } ?? engine.tcpFastOpenQueue
         var limits = engine.limits
-        limits.maxHeaderBytes = try read(.maxHeaderBytes, expecting: "a size from 1KiB to 80KiB") {
-            SettingValue.byteSize($0).flatMap { (1024...80 * 1024).contains($0) ? $0 : nil }
-        } ?? limits.maxHeaderBytes
-        limits.maxBodyBytes = try read(.maxBodyBytes, expecting: "a size such as 1MiB", SettingValue.byteSize)
+        limits.maxHeaderBytes =
+            try read(.maxHeaderBytes, expecting: "a size from 1KiB to 80KiB") {
+                SettingValue.byteSize($0).flatMap { (1024...80 * 1024).contains($0) ? $0 : nil }
+            } ?? limits.maxHeaderBytes
+        limits.maxBodyBytes =
+            try read(.maxBodyBytes, expecting: "a size such as 1MiB", SettingValue.byteSize)
             ?? limits.maxBodyBytes
-        limits.headerReadTimeout = try read(.headerReadTimeout, expecting: "a duration such as 10s", positiveDuration)
+        limits.headerReadTimeout =
+            try read(.headerReadTimeout, expecting: "a duration such as 10s", positiveDuration)
             ?? limits.headerReadTimeout
-        limits.idleTimeout = try read(.idleTimeout, expecting: "a duration such as 60s", positiveDuration)
+        limits.idleTimeout =
+            try read(.idleTimeout, expecting: "a duration such as 60s", positiveDuration)
             ?? limits.idleTimeout
-        limits.maxConnections = try read(.maxConnections, expecting: "a count of at least 1", count(1...Int(Int32.max)))
+        limits.maxConnections =
+            try read(.maxConnections, expecting: "a count of at least 1", count(1...Int(Int32.max)))
             ?? limits.maxConnections
         engine.limits = limits
-        engine.drainTimeout = try read(.drainTimeout, expecting: "a duration such as 10s", SettingValue.duration)
+        engine.drainTimeout =
+            try read(.drainTimeout, expecting: "a duration such as 10s", SettingValue.duration)
             ?? engine.drainTimeout
         settings.engine = engine
-        settings.workerThreads = try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
+        settings.workerThreads =
+            try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
             ?? settings.workerThreads
-        settings.logLevel = try read(.logLevel, expecting: "trace, debug, info, notice, warning, error or critical") {
-            Logger.Level(rawValue: $0.lowercased())
-        } ?? settings.logLevel
+        settings.logLevel =
+            try read(.logLevel, expecting: "trace, debug, info, notice, warning, error or critical") {
+                Logger.Level(rawValue: $0.lowercased())
+            } ?? settings.logLevel
         settings.accessLog = try read(.accessLog, expecting: "on or off", SettingValue.bool) ?? settings.accessLog
         return settings
     }

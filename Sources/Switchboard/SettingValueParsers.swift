@@ -29,7 +29,8 @@ enum SettingValue {
     /// A byte size: `512`, `16KiB`, `1MiB`, `1GiB` (also `KB`, `MB`, `GB` as powers of 1000).
     static func byteSize(_ text: String) -> Int? {
         let units: [(suffix: String, bytes: Int)] = [
-            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000),
+            ("GB", 1_000_000_000),
         ]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let (number, scale) =

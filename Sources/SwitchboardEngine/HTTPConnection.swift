@@ -20,7 +20,12 @@ struct HTTPConnection {
                 while let part = try await parts.next() {
                     // Parts of a request abandoned after an early response are skipped.
                     guard case .head(let head) = part else { continue }
-                    let keepAlive = try await serve(head, remoteAddress: remoteAddress, parts: &parts, outbound: outbound)
+                    let keepAlive = try await serve(
+                        head,
+                        remoteAddress: remoteAddress,
+                        parts: &parts,
+                        outbound: outbound
+                    )
                     guard keepAlive else { return }
                 }
             }

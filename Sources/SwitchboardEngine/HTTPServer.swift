@@ -82,7 +82,10 @@ public final class HTTPServer: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         if reusePort {
-            bootstrap = bootstrap.serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT),
+                value: 1
+            )
         }
         if let queue = configuration.tcpFastOpenQueue {
             bootstrap = bootstrap.serverChannelOption(

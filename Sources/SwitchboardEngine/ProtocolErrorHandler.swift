@@ -52,7 +52,11 @@ extension HTTPError {
         case .invalidHeaderToken:
             self.init(.badRequest, code: "invalid_header", message: "A header name or value has invalid characters")
         default:
-            self.init(.badRequest, code: "malformed_request", message: "The request is not valid HTTP/1.1: \(parserError)")
+            self.init(
+                .badRequest,
+                code: "malformed_request",
+                message: "The request is not valid HTTP/1.1: \(parserError)"
+            )
         }
     }
 }

@@ -92,20 +92,34 @@ import Testing
     /// Ambiguous or malformed framing: each is refused with 400 and the connection closed, so no
     /// request can be smuggled behind another.
     @Test(arguments: [
-        ("both Content-Length and Transfer-Encoding",
-         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        ("duplicate Content-Length",
-         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),
-        ("conflicting Content-Length",
-         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"),
-        ("comma-listed Content-Length",
-         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 5\r\n\r\nabcde"),
-        ("invalid chunk size",
-         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
-        ("obs-fold",
-         "GET /hello HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n"),
-        ("invalid header name",
-         "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n"),
+        (
+            "both Content-Length and Transfer-Encoding",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ),
+        (
+            "duplicate Content-Length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"
+        ),
+        (
+            "conflicting Content-Length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"
+        ),
+        (
+            "comma-listed Content-Length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 5\r\n\r\nabcde"
+        ),
+        (
+            "invalid chunk size",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+        ),
+        (
+            "obs-fold",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n"
+        ),
+        (
+            "invalid header name",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n"
+        ),
         ("invalid request line", "GET /hello HTTP/9.9 extra\r\n\r\n"),
     ])
     func malformedRequestIs400AndClose(name: String, bytes: String) async throws {

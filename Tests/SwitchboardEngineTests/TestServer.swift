@@ -62,11 +62,14 @@ extension Router {
             return .text("slow done")
         }
         router.add(.GET, "/stream") { _ in
-            Response(headers: ["Content-Type": "text/plain"], body: .stream { writer in
-                for index in 1...3 {
-                    try await writer.write("part \(index)\n")
+            Response(
+                headers: ["Content-Type": "text/plain"],
+                body: .stream { writer in
+                    for index in 1...3 {
+                        try await writer.write("part \(index)\n")
+                    }
                 }
-            })
+            )
         }
         router.add(.GET, "/fail") { _ in throw TestFailure() }
         return router

@@ -2,10 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import SwitchboardClient
 import Testing
 
 @testable import Switchboard
-import SwitchboardClient
 
 /// A whole node in process: the store opens in WAL mode, the operational endpoints answer, and the
 /// journey histograms fill in.
@@ -48,7 +48,8 @@ import SwitchboardClient
         settings.engine.port = 0
         settings.engine.eventLoops = 1
         settings.workerThreads = 1
-        settings.dataDirectory = FileManager.default.temporaryDirectory
+        settings.dataDirectory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("switchboard-\(UUID().uuidString)").path
         var logger = Logger(label: "test")
         logger.logLevel = .warning

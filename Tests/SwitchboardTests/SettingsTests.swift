@@ -44,11 +44,26 @@ import Testing
     }
 
     @Test(arguments: [
-        (ServeSetting.listen, "nowhere", "invalid setting listen (--listen, SWITCHBOARD_LISTEN): expected HOST:PORT, got 'nowhere'"),
-        (.eventLoops, "0", "invalid setting event-loops (--event-loops, SWITCHBOARD_EVENT_LOOPS): expected a count from 1 to 256, got '0'"),
-        (.executionModel, "threads", "invalid setting execution-model (--execution-model, SWITCHBOARD_EXECUTION_MODEL): expected single, shared-listener or reuseport, got 'threads'"),
-        (.maxBodyBytes, "lots", "invalid setting max-body-bytes (--max-body-bytes, SWITCHBOARD_MAX_BODY_BYTES): expected a size such as 1MiB, got 'lots'"),
-        (.idleTimeout, "-1s", "invalid setting idle-timeout (--idle-timeout, SWITCHBOARD_IDLE_TIMEOUT): expected a duration such as 60s, got '-1s'"),
+        (
+            ServeSetting.listen, "nowhere",
+            "invalid setting listen (--listen, SWITCHBOARD_LISTEN): expected HOST:PORT, got 'nowhere'"
+        ),
+        (
+            .eventLoops, "0",
+            "invalid setting event-loops (--event-loops, SWITCHBOARD_EVENT_LOOPS): expected a count from 1 to 256, got '0'"
+        ),
+        (
+            .executionModel, "threads",
+            "invalid setting execution-model (--execution-model, SWITCHBOARD_EXECUTION_MODEL): expected single, shared-listener or reuseport, got 'threads'"
+        ),
+        (
+            .maxBodyBytes, "lots",
+            "invalid setting max-body-bytes (--max-body-bytes, SWITCHBOARD_MAX_BODY_BYTES): expected a size such as 1MiB, got 'lots'"
+        ),
+        (
+            .idleTimeout, "-1s",
+            "invalid setting idle-timeout (--idle-timeout, SWITCHBOARD_IDLE_TIMEOUT): expected a duration such as 60s, got '-1s'"
+        ),
     ])
     func badSettingIsNamedInOneLine(setting: ServeSetting, value: String, message: String) async throws {
         await #expect(throws: SettingsError.self) {
