@@ -118,7 +118,7 @@ public final class HTTPServer: Service, Sendable {
             logger.info(
                 "Listening",
                 metadata: [
-                    "address": "\(address)",
+                    "address": "\(address.hostAndPort)",
                     "execution_model": "\(configuration.executionModel.rawValue)",
                     "listeners": "\(listeners.count)",
                 ]
@@ -186,5 +186,17 @@ private struct Listener: Sendable {
                 // The listener was closed while accepting; its open connections still finish.
             }
         }
+    }
+}
+
+extension SocketAddress {
+    /// `127.0.0.1:8080` or `[::1]:8080`, as users write addresses.
+    var hostAndPort: String {
+        let host = ipAddress ?? "\(self)"
+        let port = port.map(String.init) ?? "?"
+        if case .v6 = self {
+            return "[\(host)]:\(port)"
+        }
+        return "\(host):\(port)"
     }
 }

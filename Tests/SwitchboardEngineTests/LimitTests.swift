@@ -6,44 +6,48 @@ import Testing
 @Suite struct LimitTests {
     @Test func oversizedHeadIs431AndClose() async throws {
         try await TestServer.run(configure: { $0.limits.maxHeaderBytes = 2048 }) { port, _ in
-            let connection = try await RawConnection.connect(port: port)
             let big = String(repeating: "a", count: 4096)
-            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n")
-            #expect(try await connection.waitForClose())
-            #expect(connection.received.hasPrefix("HTTP/1.1 431"))
-            #expect(connection.received.contains(#""code":"header_too_large""#))
+            try await expectRefusal(
+                port: port,
+                sending: "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n",
+                status: 431,
+                code: "header_too_large"
+            )
         }
     }
 
     @Test func declaredBodyOverRouteLimitIs413AndClose() async throws {
         try await TestServer.run { port, _ in
-            let connection = try await RawConnection.connect(port: port)
-            try await connection.send("POST /tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n123456789")
-            #expect(try await connection.waitForClose())
-            #expect(connection.received.hasPrefix("HTTP/1.1 413"))
-            #expect(connection.received.contains(#""code":"body_too_large""#))
+            try await expectRefusal(
+                port: port,
+                sending: "POST /tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n123456789",
+                status: 413,
+                code: "body_too_large"
+            )
         }
     }
 
     @Test func chunkedBodyOverDefaultLimitIs413AndClose() async throws {
         try await TestServer.run { port, _ in
-            let connection = try await RawConnection.connect(port: port)
             let chunk = String(repeating: "z", count: 1000)
-            try await connection.send(
-                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n\(chunk)\r\n3e8\r\n\(chunk)\r\n0\r\n\r\n"
+            try await expectRefusal(
+                port: port,
+                sending: "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "3e8\r\n\(chunk)\r\n3e8\r\n\(chunk)\r\n0\r\n\r\n",
+                status: 413,
+                code: "body_too_large"
             )
-            #expect(try await connection.waitForClose())
-            #expect(connection.received.hasPrefix("HTTP/1.1 413"))
         }
     }
 
     @Test func slowHeadIs408AndClose() async throws {
         try await TestServer.run(configure: { $0.limits.headerReadTimeout = .milliseconds(300) }) { port, _ in
-            let connection = try await RawConnection.connect(port: port)
-            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n")
-            #expect(try await connection.waitForClose())
-            #expect(connection.received.hasPrefix("HTTP/1.1 408"))
-            #expect(connection.received.contains(#""code":"header_timeout""#))
+            try await expectRefusal(
+                port: port,
+                sending: "GET /hello HTTP/1.1\r\nHost: x\r\n",
+                status: 408,
+                code: "header_timeout"
+            )
         }
     }
 
@@ -124,11 +128,7 @@ import Testing
     ])
     func malformedRequestIs400AndClose(name: String, bytes: String) async throws {
         try await TestServer.run { port, _ in
-            let connection = try await RawConnection.connect(port: port)
-            try await connection.send(bytes)
-            #expect(try await connection.waitForClose(), "\(name): connection left open")
-            #expect(connection.received.hasPrefix("HTTP/1.1 400"), "\(name): got \(connection.received)")
-            #expect(connection.received.contains(#"{"error":{"code":"#), "\(name): no JSON error body")
+            try await expectRefusal(port: port, sending: bytes, status: 400)
         }
     }
 }
@@ -140,4 +140,21 @@ extension RawConnection {
         let text = try await receive { $0.hasSuffix("hello") }
         #expect(text.hasSuffix("hello"))
     }
+}
+
+/// Sends `bytes` on a new connection and expects a JSON error with `status` and `code`, then a close.
+func expectRefusal(
+    port: Int,
+    sending bytes: String,
+    status: Int,
+    code: String? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    let connection = try await RawConnection.connect(port: port)
+    try await connection.send(bytes)
+    #expect(try await connection.waitForClose(), "connection left open", sourceLocation: sourceLocation)
+    let received = connection.received
+    #expect(received.hasPrefix("HTTP/1.1 \(status)"), "got \(received)", sourceLocation: sourceLocation)
+    let expectedBody = code.map { #"{"error":{"code":"\#($0)""# } ?? #"{"error":{"code":"#
+    #expect(received.contains(expectedBody), "got \(received)", sourceLocation: sourceLocation)
 }
