@@ -38,20 +38,28 @@ public final class HTTPServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let threads = configuration.executionModel == .single ? 1 : max(1, configuration.eventLoops)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        do {
-            let listeners = try await bindListeners(on: group)
-            try await serve(listeners)
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
+        // NIO's shared event loops serve when their number fits, so that Swift Concurrency, when the
+        // executable hands its global executor to them, runs handlers on the loop of their connection.
+        let shared = MultiThreadedEventLoopGroup.singleton
+        switch configuration.executionModel {
+        case .single:
+            try await serve(try await bindListeners(on: shared.next()))
+        case _ where configuration.eventLoops == System.coreCount:
+            try await serve(try await bindListeners(on: shared))
+        default:
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
+            do {
+                try await serve(try await bindListeners(on: group))
+            } catch {
+                try? await group.shutdownGracefully()
+                throw error
+            }
+            try await group.shutdownGracefully()
         }
-        try await group.shutdownGracefully()
     }
 
     /// Binds one listener, or one per event loop with `SO_REUSEPORT`.
-    private func bindListeners(on group: MultiThreadedEventLoopGroup) async throws -> [Listener] {
+    private func bindListeners(on group: any EventLoopGroup) async throws -> [Listener] {
         let limiter = ConnectionLimiter(maxConnections: configuration.limits.maxConnections)
         guard configuration.executionModel == .reuseport else {
             let listener = try await bind(group: group, port: configuration.port, limiter: limiter)
