@@ -16,6 +16,7 @@ struct ConnectionPipeline: Sendable {
         channel.closeFuture.whenComplete { _ in metrics.connections.decrement() }
 
         let activity = ConnectionActivity()
+        let refusals = Refusals(metrics: metrics, accessLogger: accessLogger)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
@@ -23,9 +24,9 @@ struct ConnectionPipeline: Sendable {
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
         try pipeline.addHandler(HTTPResponseEncoder(configuration: .init()))
         try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(limitConfiguration: decoderLimits)))
-        try pipeline.addHandler(ConnectionTimeoutHandler(limits: limits, activity: activity))
+        try pipeline.addHandler(ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals))
         try pipeline.addHandler(HTTPServerPipelineHandler())
-        try pipeline.addHandler(ProtocolErrorHandler())
+        try pipeline.addHandler(ProtocolErrorHandler(refusals: refusals))
         try pipeline.addHandler(RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger))
         return try HTTPConnection.Channel(wrappingChannelSynchronously: channel)
     }

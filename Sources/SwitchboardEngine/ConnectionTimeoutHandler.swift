@@ -11,12 +11,14 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler {
 
     private let limits: HTTPLimits
     private let activity: ConnectionActivity
+    private let refusals: Refusals
     private var state = StateMachine()
     private var scheduled: Scheduled<Void>?
 
-    init(limits: HTTPLimits, activity: ConnectionActivity) {
+    init(limits: HTTPLimits, activity: ConnectionActivity, refusals: Refusals) {
         self.limits = limits
         self.activity = activity
+        self.refusals = refusals
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -83,27 +85,9 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler {
                 code: "header_timeout",
                 message: "The request head did not arrive within the header read timeout"
             )
-            context.writeErrorAndClose(error)
+            refusals.refuse(error, context: context)
         } else {
             context.close(promise: nil)
-        }
-    }
-}
-
-extension ChannelHandlerContext {
-    /// Writes `error` as a JSON response with `Connection: close` from this handler outwards, then closes.
-    func writeErrorAndClose(_ error: HTTPError) {
-        let body = error.jsonBody
-        var headers = error.headers
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Connection", value: "close")
-        let head = HTTPResponseHead(version: .http1_1, status: error.status, headers: headers)
-        write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
-        let channel = self.channel
-        writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
-            channel.close(promise: nil)
         }
     }
 }

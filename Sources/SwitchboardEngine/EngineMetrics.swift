@@ -7,6 +7,7 @@ public struct EngineMetrics: Sendable {
     private let stageTimers: [JourneyStage: Timer]
     private let requestTimer: Timer
     private let requestsByClass: [Counter]
+    private let refusedRequests: [String: Counter]
     let connections: Meter
     let acceptedConnections: Counter
 
@@ -28,6 +29,14 @@ public struct EngineMetrics: Sendable {
         }
         self.stageTimers = stageTimers
         self.requestTimer = Timer(label: "switchboard_request_seconds", factory: factory)
+        self.refusedRequests = Dictionary(
+            uniqueKeysWithValues: HTTPError.refusalCodes.map { code in
+                (
+                    code,
+                    Counter(label: "switchboard_refused_requests_total", dimensions: [("code", code)], factory: factory)
+                )
+            }
+        )
         self.connections = Meter(label: "switchboard_open_connections", factory: factory)
         self.acceptedConnections = Counter(label: "switchboard_accepted_connections_total", factory: factory)
     }
@@ -38,5 +47,9 @@ public struct EngineMetrics: Sendable {
         }
         requestTimer.recordNanoseconds(journey.total.nanoseconds)
         requestsByClass[min(max(Int(status.code) / 100, 1), 5) - 1].increment()
+    }
+
+    func recordRefusal(_ error: HTTPError) {
+        (refusedRequests[error.code] ?? refusedRequests["malformed_request"])?.increment()
     }
 }

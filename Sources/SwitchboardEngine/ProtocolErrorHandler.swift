@@ -9,12 +9,17 @@ final class ProtocolErrorHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    private let refusals: Refusals
     /// A response has begun and not ended, so no error response can be written.
     private var responseInProgress = false
 
+    init(refusals: Refusals) {
+        self.refusals = refusals
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError, !responseInProgress {
-            context.writeErrorAndClose(HTTPError(parserError))
+            refusals.refuse(HTTPError(parserError), context: context)
         }
         context.fireErrorCaught(error)
     }
@@ -30,6 +35,12 @@ final class ProtocolErrorHandler: ChannelDuplexHandler {
 }
 
 extension HTTPError {
+    /// Every code a request refused by the pipeline can get.
+    static let refusalCodes = [
+        "header_too_large", "ambiguous_framing", "invalid_content_length", "invalid_chunk_size", "invalid_header",
+        "malformed_request", "header_timeout",
+    ]
+
     /// The client-facing error for a request the parser refused.
     init(_ parserError: HTTPParserError) {
         switch parserError {

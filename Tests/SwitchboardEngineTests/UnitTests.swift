@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -89,7 +90,11 @@ import Testing
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-        try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
+        try channel.pipeline.syncOperations.addHandler(
+            ProtocolErrorHandler(
+                refusals: Refusals(metrics: EngineMetrics(factory: NOOPMetricsHandler.instance), accessLogger: nil)
+            )
+        )
         #expect(throws: HTTPParserError.self) {
             try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n"))
         }

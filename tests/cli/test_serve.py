@@ -91,3 +91,13 @@ def test_curl_sees_json_errors(start_server):
     status, body = curl("-H", big_header, f"{server.url}/healthz")
     assert status == 431
     assert json.loads(body)["error"]["code"] == "header_too_large"
+
+
+def test_refused_requests_are_logged_and_counted(start_server):
+    server = start_server()
+    status, _ = curl("-H", "X-Big: " + "a" * 20000, f"{server.url}/healthz")
+    assert status == 431
+    _, metrics = curl(f"{server.url}/metrics")
+    assert 'switchboard_refused_requests_total{code="header_too_large"} 1' in metrics
+    assert server.stop() == 0
+    assert any("refused 431" in line and "code=header_too_large" in line for line in server.output().splitlines())
