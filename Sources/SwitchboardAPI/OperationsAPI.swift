@@ -14,7 +14,7 @@ public struct OperationsAPI: Sendable {
     }
 
     public func register(in router: inout Router) {
-        router.add(.GET, "/healthz") { _ in
+        router.addImmediate(.GET, "/healthz") { _ in
             .json(ByteBuffer(string: #"{"status":"ok"}"#))
         }
         router.add(.GET, "/readyz") { _ in
@@ -29,7 +29,7 @@ public struct OperationsAPI: Sendable {
                 )
             }
         }
-        router.add(.GET, "/metrics") { _ in
+        router.addImmediate(.GET, "/metrics") { _ in
             var text: [UInt8] = []
             registry.emit(into: &text)
             return Response(

@@ -4,13 +4,15 @@ import NIOHTTP1
 
 /// Builds the handlers of an accepted HTTP/1.1 connection, nearest the socket first:
 /// byte counting, the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors,
-/// journey timing, then the async channel its task reads.
+/// journey timing, then the request handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
+    let responder: any HTTPResponder
     let metrics: EngineMetrics
+    let logger: Logger
     let accessLogger: Logger?
 
-    func configure(_ channel: any Channel) throws -> HTTPConnection.Channel {
+    func configure(_ channel: any Channel) throws {
         metrics.acceptedConnections.increment()
         metrics.connections.increment()
         channel.closeFuture.whenComplete { _ in metrics.connections.decrement() }
@@ -28,6 +30,6 @@ struct ConnectionPipeline: Sendable {
         try pipeline.addHandler(HTTPServerPipelineHandler())
         try pipeline.addHandler(ProtocolErrorHandler(refusals: refusals))
         try pipeline.addHandler(RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger))
-        return try HTTPConnection.Channel(wrappingChannelSynchronously: channel)
+        try pipeline.addHandler(HTTPRequestHandler(responder: responder, logger: logger))
     }
 }

@@ -43,13 +43,13 @@ public final class HTTPServer: Service, Sendable {
         let shared = MultiThreadedEventLoopGroup.singleton
         switch configuration.executionModel {
         case .single:
-            try await serve(try await bindListeners(on: shared.next()))
+            try await serve(on: shared.next())
         case _ where configuration.eventLoops == System.coreCount:
-            try await serve(try await bindListeners(on: shared))
+            try await serve(on: shared)
         default:
             let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
             do {
-                try await serve(try await bindListeners(on: group))
+                try await serve(on: group)
             } catch {
                 try? await group.shutdownGracefully()
                 throw error
@@ -58,70 +58,10 @@ public final class HTTPServer: Service, Sendable {
         }
     }
 
-    /// Binds one listener, or one per event loop with `SO_REUSEPORT`.
-    private func bindListeners(on group: any EventLoopGroup) async throws -> [Listener] {
-        let limiter = ConnectionLimiter(maxConnections: configuration.limits.maxConnections)
-        guard configuration.executionModel == .reuseport else {
-            let listener = try await bind(group: group, port: configuration.port, limiter: limiter)
-            return [listener]
-        }
-        var listeners: [Listener] = []
-        var port = configuration.port
-        for loop in group.makeIterator() {
-            let listener = try await bind(group: loop, port: port, limiter: limiter)
-            port = listener.address.port ?? port
-            listeners.append(listener)
-        }
-        return listeners
-    }
-
-    private func bind(group: any EventLoopGroup, port: Int, limiter: ConnectionLimiter) async throws -> Listener {
-        let quiescer = ServerQuiescingHelper(group: group)
-        let reusePort = configuration.executionModel == .reuseport
-        var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: Int32(configuration.backlog))
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(limiter.makeHandler())
-                    try channel.pipeline.syncOperations.addHandler(quiescer.makeServerChannelHandler(channel: channel))
-                }
-            }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
-            .childChannelOption(.allowRemoteHalfClosure, value: false)
-        if reusePort {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT),
-                value: 1
-            )
-        }
-        if let queue = configuration.tcpFastOpenQueue {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(IPPROTO_TCP), TCP_FASTOPEN),
-                value: SocketOptionValue(queue)
-            )
-        }
-        let pipeline = ConnectionPipeline(
-            limits: configuration.limits,
-            metrics: metrics,
-            accessLogger: accessLogger
-        )
-        let channel = try await bootstrap.bind(
-            host: configuration.host,
-            port: port,
-            serverBackPressureStrategy: nil
-        ) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try pipeline.configure(channel)
-            }
-        }
-        guard let address = channel.channel.localAddress else {
-            throw ChannelError.unknownLocalAddress
-        }
-        return Listener(channel: channel, quiescer: quiescer, address: address)
-    }
-
-    private func serve(_ listeners: [Listener]) async throws {
+    /// Listens until graceful shutdown (or cancellation), then drains.
+    private func serve(on group: any EventLoopGroup) async throws {
+        let registry = ConnectionRegistry(maxConnections: configuration.limits.maxConnections)
+        let listeners = try await bindListeners(on: group, registry: registry)
         for address in Set(listeners.map(\.address)) {
             logger.info(
                 "Listening",
@@ -133,68 +73,94 @@ public final class HTTPServer: Service, Sendable {
             )
             await onListening(address)
         }
-        let connection = HTTPConnection(responder: responder, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for listener in listeners {
-                group.addTask { await listener.acceptConnections(serving: connection) }
-            }
-            group.addTask {
-                try await gracefulShutdown()
-                self.logger.info("Shutting down: listeners closed, draining connections")
-                for listener in listeners {
-                    listener.quiescer.initiateShutdown(promise: nil)
-                }
-                try await Task.sleep(for: .nanoseconds(self.configuration.drainTimeout.nanoseconds))
-                throw DrainTimeoutExpired()
-            }
-            do {
-                // Every listener ends once it is closed and its connections are done.
-                for _ in listeners {
-                    try await group.next()
-                }
-            } catch is DrainTimeoutExpired {
+        let cancelled = (try? await gracefulShutdown()) == nil
+        logger.info("Shutting down: listeners closed, draining connections")
+        await drain(listeners, registry: registry, timeout: cancelled ? .zero : configuration.drainTimeout)
+    }
+
+    /// Closes the listeners at once, lets open connections finish the request they are serving, and
+    /// closes whatever is still open when `timeout` passes.
+    private func drain(_ listeners: [Listener], registry: ConnectionRegistry, timeout: TimeAmount) async {
+        let loop = listeners[0].channel.eventLoop
+        let drained = listeners.map { listener in
+            let promise = listener.channel.eventLoop.makePromise(of: Void.self)
+            listener.quiescer.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        let logger = self.logger
+        let deadline = loop.scheduleTask(in: timeout) {
+            if registry.openConnections > 0 {
                 logger.warning("Drain timeout expired: closing the remaining connections")
+                registry.closeAll()
             }
-            group.cancelAll()
         }
-        // Every connection is closed or closing now; wait until the listeners have seen them all go,
-        // so nothing is left pending when the event loops stop.
-        for listener in listeners {
-            await listener.drained()
+        try? await EventLoopFuture.andAllComplete(drained, on: loop).get()
+        deadline.cancel()
+    }
+
+    /// Binds one listener, or one per event loop with `SO_REUSEPORT`.
+    private func bindListeners(on group: any EventLoopGroup, registry: ConnectionRegistry) async throws -> [Listener] {
+        guard configuration.executionModel == .reuseport else {
+            return [try await bind(group: group, port: configuration.port, registry: registry)]
         }
+        var listeners: [Listener] = []
+        var port = configuration.port
+        for loop in group.makeIterator() {
+            let listener = try await bind(group: loop, port: port, registry: registry)
+            port = listener.address.port ?? port
+            listeners.append(listener)
+        }
+        return listeners
+    }
+
+    private func bind(group: any EventLoopGroup, port: Int, registry: ConnectionRegistry) async throws -> Listener {
+        let quiescer = ServerQuiescingHelper(group: group)
+        let pipeline = ConnectionPipeline(
+            limits: configuration.limits,
+            responder: responder,
+            metrics: metrics,
+            logger: logger,
+            accessLogger: accessLogger
+        )
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Int32(configuration.backlog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(registry.makeHandler())
+                    try channel.pipeline.syncOperations.addHandler(quiescer.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try pipeline.configure(channel) }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+        if configuration.executionModel == .reuseport {
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT),
+                value: 1
+            )
+        }
+        if let queue = configuration.tcpFastOpenQueue {
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.socket(SocketOptionLevel(IPPROTO_TCP), TCP_FASTOPEN),
+                value: SocketOptionValue(queue)
+            )
+        }
+        let channel = try await bootstrap.bind(host: configuration.host, port: port).get()
+        guard let address = channel.localAddress else {
+            throw ChannelError.unknownLocalAddress
+        }
+        return Listener(channel: channel, quiescer: quiescer, address: address)
     }
 }
 
-/// The drain timeout passed with connections still open.
-private struct DrainTimeoutExpired: Error {}
-
-/// One bound listening socket.
+/// One bound listening socket and the helper that quiesces its connections.
 private struct Listener: Sendable {
-    let channel: NIOAsyncChannel<HTTPConnection.Channel, Never>
+    let channel: any Channel
     let quiescer: ServerQuiescingHelper
     let address: SocketAddress
-
-    /// Closes the listener if it is still open and returns once all its connections have closed.
-    func drained() async {
-        let promise = channel.channel.eventLoop.makePromise(of: Void.self)
-        quiescer.initiateShutdown(promise: promise)
-        try? await promise.futureResult.get()
-    }
-
-    /// Serves every accepted connection in its own task until the listener closes and they are done.
-    func acceptConnections(serving connection: HTTPConnection) async {
-        await withDiscardingTaskGroup { group in
-            do {
-                try await channel.executeThenClose { inbound in
-                    for try await child in inbound {
-                        group.addTask { await connection.run(child) }
-                    }
-                }
-            } catch {
-                // The listener was closed while accepting; its open connections still finish.
-            }
-        }
-    }
 }
 
 extension SocketAddress {

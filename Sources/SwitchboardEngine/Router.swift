@@ -18,7 +18,13 @@ public enum RouteMatch: Sendable {
 
 /// One method and path pattern with its handler, such as `GET /v1/topics/{topic}/messages`.
 public struct Route: Sendable {
-    public typealias Handler = @Sendable (Request) async throws -> Response
+    /// How a route computes its response.
+    public enum Handler: Sendable {
+        /// Runs inline on the connection's event loop: for cheap work that never waits (health, metrics).
+        case immediate(@Sendable (Request) throws -> Response)
+        /// Runs in a task: for anything that awaits (the store, other services, timers).
+        case async(@Sendable (Request) async throws -> Response)
+    }
 
     public var method: HTTPMethod
     public var segments: [Segment]
@@ -32,7 +38,7 @@ public struct Route: Sendable {
         case parameter(String)
     }
 
-    public init(_ method: HTTPMethod, _ pattern: String, maxBodyBytes: Int? = nil, handler: @escaping Handler) {
+    public init(_ method: HTTPMethod, _ pattern: String, maxBodyBytes: Int? = nil, handler: Handler) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { segment in
             segment.hasPrefix("{") && segment.hasSuffix("}")
@@ -71,13 +77,24 @@ public struct Router: HTTPResponder {
         routes.append(route)
     }
 
+    /// Adds a route whose handler awaits; it runs in its own task.
     public mutating func add(
         _ method: HTTPMethod,
         _ pattern: String,
         maxBodyBytes: Int? = nil,
-        handler: @escaping Route.Handler
+        handler: @escaping @Sendable (Request) async throws -> Response
     ) {
-        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: handler))
+        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .async(handler)))
+    }
+
+    /// Adds a route whose handler never waits; it runs inline on the connection's event loop.
+    public mutating func addImmediate(
+        _ method: HTTPMethod,
+        _ pattern: String,
+        maxBodyBytes: Int? = nil,
+        handler: @escaping @Sendable (Request) throws -> Response
+    ) {
+        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .immediate(handler)))
     }
 
     public func route(_ head: HTTPRequestHead) -> RouteMatch {

@@ -52,7 +52,7 @@ extension Router {
     /// Routes that exercise the engine: echo, a slow handler, a streamed response and a small-body route.
     static var testRoutes: Router {
         var router = Router(defaultMaxBodyBytes: 1024)
-        router.add(.GET, "/hello") { _ in .text("hello") }
+        router.addImmediate(.GET, "/hello") { _ in .text("hello") }
         router.add(.POST, "/echo") { request in .text(String(buffer: request.body)) }
         router.add(.POST, "/tiny", maxBodyBytes: 8) { request in .text(String(buffer: request.body)) }
         router.add(.GET, "/items/{id}") { request in .text("item \(request.parameters["id"] ?? "")") }

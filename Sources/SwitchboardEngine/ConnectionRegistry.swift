@@ -1,12 +1,12 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Caps open connections across every listener of a server. At the cap a listener stops asking the
-/// kernel for new connections (they wait in the accept queue) instead of accepting and failing them;
-/// it asks again as soon as one closes.
-final class ConnectionLimiter: Sendable {
+/// The open connections of every listener of a server. It caps their number: at the cap a listener
+/// stops asking the kernel for new connections (they wait in the accept queue) instead of accepting and
+/// failing them, and asks again as soon as one closes. It also closes them all when draining runs out.
+final class ConnectionRegistry: Sendable {
     private struct State {
-        var open = 0
+        var open: [ObjectIdentifier: any Channel] = [:]
         /// Listeners holding back a read because the cap was reached.
         var stalled: [any Channel] = []
     }
@@ -18,22 +18,29 @@ final class ConnectionLimiter: Sendable {
         self.maxConnections = maxConnections
     }
 
-    var openConnections: Int { state.withLockedValue { $0.open } }
+    var openConnections: Int { state.withLockedValue { $0.open.count } }
+
+    /// Closes every open connection.
+    func closeAll() {
+        for channel in state.withLockedValue({ Array($0.open.values) }) {
+            channel.close(promise: nil)
+        }
+    }
 
     /// The handler that gates accepts on one listening channel.
     func makeHandler() -> some ChannelDuplexHandler {
-        AcceptGate(limiter: self)
+        AcceptGate(registry: self)
     }
 
     fileprivate func opened(_ child: any Channel) {
-        state.withLockedValue { $0.open += 1 }
-        child.closeFuture.whenComplete { _ in self.closed() }
+        state.withLockedValue { $0.open[ObjectIdentifier(child)] = child }
+        child.closeFuture.whenComplete { _ in self.closed(child) }
     }
 
-    private func closed() {
+    private func closed(_ child: any Channel) {
         let stalled = state.withLockedValue { state -> [any Channel] in
-            state.open -= 1
-            guard state.open < maxConnections else { return [] }
+            state.open[ObjectIdentifier(child)] = nil
+            guard state.open.count < maxConnections else { return [] }
             defer { state.stalled.removeAll() }
             return state.stalled
         }
@@ -45,7 +52,7 @@ final class ConnectionLimiter: Sendable {
     /// Whether a listener may accept now; if not it is remembered and woken on the next close.
     fileprivate func mayAccept(_ listener: any Channel) -> Bool {
         state.withLockedValue { state in
-            if state.open < maxConnections { return true }
+            if state.open.count < maxConnections { return true }
             state.stalled.append(listener)
             return false
         }
@@ -59,19 +66,19 @@ private final class AcceptGate: ChannelDuplexHandler {
     typealias OutboundIn = Never
     typealias OutboundOut = Never
 
-    private let limiter: ConnectionLimiter
+    private let registry: ConnectionRegistry
 
-    init(limiter: ConnectionLimiter) {
-        self.limiter = limiter
+    init(registry: ConnectionRegistry) {
+        self.registry = registry
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        limiter.opened(unwrapInboundIn(data))
+        registry.opened(unwrapInboundIn(data))
         context.fireChannelRead(data)
     }
 
     func read(context: ChannelHandlerContext) {
-        if limiter.mayAccept(context.channel) {
+        if registry.mayAccept(context.channel) {
             context.read()
         }
     }

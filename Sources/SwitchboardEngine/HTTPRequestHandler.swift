@@ -1,0 +1,264 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Serves the requests of one HTTP/1.1 connection, one at a time (the pipelining handler before it
+/// holds back the next): routes each head, reads the body within the route's limit, runs the handler
+/// — inline on the event loop for immediate routes, in a task for async ones — and writes the response.
+final class HTTPRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for the next head.
+        case idle
+        /// Collecting the body of a routed request.
+        case readingBody(RoutedRequest, body: ByteBuffer?)
+        /// The request was answered before its body ended; its remaining parts are dropped.
+        case skippingBody
+        /// The handler or a streamed body is running; its task is cancelled if the client goes.
+        case responding(Task<Void, Never>?)
+        /// The connection is closing: everything further is dropped.
+        case closing
+    }
+
+    /// A request head with the route that will serve it.
+    private struct RoutedRequest {
+        var head: HTTPRequestHead
+        var handler: Route.Handler
+        var maxBodyBytes: Int
+        var parameters: [String: String]
+    }
+
+    private let responder: any HTTPResponder
+    private let logger: Logger
+    private var state = State.idle
+
+    init(responder: any HTTPResponder, logger: Logger) {
+        self.responder = responder
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            receive(head, context: context)
+        case (.body(var chunk), .readingBody(let routed, var body)):
+            guard (body?.readableBytes ?? 0) + chunk.readableBytes <= routed.maxBodyBytes else {
+                respond(
+                    .error(.bodyTooLarge(limit: routed.maxBodyBytes)),
+                    to: routed.head,
+                    close: true,
+                    context: context
+                )
+                return
+            }
+            if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+            state = .readingBody(routed, body: body)
+        case (.end, .readingBody(let routed, let body)):
+            let request = Request(
+                head: routed.head,
+                body: body ?? ByteBuffer(),
+                parameters: routed.parameters,
+                remoteAddress: context.channel.remoteAddress
+            )
+            run(routed.handler, for: request, context: context)
+        case (.end, .skippingBody):
+            state = .idle
+        default:
+            break  // Parts of a request answered early, or of a connection that is closing.
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .responding(let task) = state {
+            task?.cancel()
+        }
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch responder.route(head) {
+        case .failure(let error):
+            state = .skippingBody
+            respond(.error(error), to: head, context: context)
+        case .handler(let handler, let maxBodyBytes, let parameters):
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > maxBodyBytes {
+                respond(.error(.bodyTooLarge(limit: maxBodyBytes)), to: head, close: true, context: context)
+                return
+            }
+            if head.expectsContinue {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue)))
+                )
+                .whenFailure { _ in }
+            }
+            let routed = RoutedRequest(head: head, handler: handler, maxBodyBytes: maxBodyBytes, parameters: parameters)
+            state = .readingBody(routed, body: nil)
+        }
+    }
+
+    private func run(_ handler: Route.Handler, for request: Request, context: ChannelHandlerContext) {
+        switch handler {
+        case .immediate(let handle):
+            state = .responding(nil)
+            respond(response(from: { try handle(request) }, for: request), to: request.head, context: context)
+        case .async(let handle):
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let logger = self.logger
+            state = .responding(Self.start(handle, for: request, on: loopBound, logger: logger))
+        }
+    }
+
+    private static func start(
+        _ handle: @escaping @Sendable (Request) async throws -> Response,
+        for request: Request,
+        on loopBound: NIOLoopBound<(HTTPRequestHandler, ChannelHandlerContext)>,
+        logger: Logger
+    ) -> Task<Void, Never> {
+        Task { await respond(with: handle, to: request, on: loopBound, logger: logger) }
+    }
+
+    /// Runs an async handler and writes its response on the connection's event loop.
+    private static func respond(
+        with handle: @Sendable (Request) async throws -> Response,
+        to request: Request,
+        on loopBound: NIOLoopBound<(HTTPRequestHandler, ChannelHandlerContext)>,
+        logger: Logger
+    ) async {
+        let response: Response
+        do {
+            response = try await handle(request)
+        } catch is CancellationError {
+            return  // The client is gone or the server is closing the connection.
+        } catch {
+            response = Self.response(to: error, for: request, logger: logger)
+        }
+        loopBound.execute { handler, context in
+            handler.respond(response, to: request.head, context: context)
+        }
+    }
+
+    private func response(from handle: () throws -> Response, for request: Request) -> Response {
+        do {
+            return try handle()
+        } catch {
+            return Self.response(to: error, for: request, logger: logger)
+        }
+    }
+
+    private static func response(to error: any Error, for request: Request, logger: Logger) -> Response {
+        if let error = error as? HTTPError {
+            return .error(error)
+        }
+        logger.error("Handler failed", metadata: ["uri": "\(request.head.uri)", "error": "\(error)"])
+        return .error(.internalError)
+    }
+
+    /// Writes `response`; afterwards the connection waits for the next request or, when the request or
+    /// `close` says so, closes. `state` must already say whether parts of the request remain to be read.
+    private func respond(
+        _ response: Response,
+        to request: HTTPRequestHead,
+        close: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        guard !isClosing else { return }
+        let keepAlive = request.isKeepAlive && !close
+        var head = HTTPResponseHead(version: request.version, status: response.status, headers: response.headers)
+        if !keepAlive {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            state = .closing
+        }
+        let sendsBody = request.method != .HEAD
+        switch response.body {
+        case .buffer(let buffer):
+            head.headers.replaceOrAdd(name: "content-length", value: String(buffer.readableBytes))
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if sendsBody && buffer.readableBytes > 0 {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            finish(keepAlive: keepAlive, context: context)
+        case .stream(let produce):
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            guard sendsBody else {
+                finish(keepAlive: keepAlive, context: context)
+                return
+            }
+            stream(produce, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    /// Runs a streamed body's producer in a task; each chunk is written on the event loop and waited for,
+    /// so a slow client slows the producer instead of filling memory.
+    private func stream(
+        _ produce: @escaping @Sendable (ResponseBodyWriter) async throws -> Void,
+        keepAlive: Bool,
+        context: ChannelHandlerContext
+    ) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let task = Task {
+            let writer = ResponseBodyWriter { chunk in
+                try await eventLoop.flatSubmit {
+                    let (handler, context) = loopBound.value
+                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                }.get()
+            }
+            do {
+                try await produce(writer)
+                loopBound.execute { handler, context in handler.finish(keepAlive: keepAlive, context: context) }
+            } catch {
+                loopBound.execute { _, context in context.close(promise: nil) }
+            }
+        }
+        if !isClosing {
+            state = .responding(task)
+        }
+    }
+
+    /// Ends the response; the connection then serves the next request or closes.
+    private func finish(keepAlive: Bool, context: ChannelHandlerContext) {
+        // The state changes first: writing the end lets the pipelining handler deliver the next
+        // request at once, re-entering `channelRead`.
+        switch state {
+        case _ where !keepAlive: state = .closing
+        case .responding: state = .idle
+        default: break  // `.skippingBody` waits for the request's end; `.closing` stays.
+        }
+        let ended = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            ended.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    private var isClosing: Bool {
+        if case .closing = state { return true }
+        return false
+    }
+}
+
+extension NIOLoopBound {
+    /// Runs `body` on the event loop with the bound handler and context.
+    fileprivate func execute<Handler>(_ body: @escaping (Handler, ChannelHandlerContext) -> Void)
+    where Value == (Handler, ChannelHandlerContext) {
+        let loopBound = self
+        eventLoop.execute {
+            let (handler, context) = loopBound.value
+            body(handler, context)
+        }
+    }
+}
+
+extension HTTPRequestHead {
+    /// Whether the client sent `Expect: 100-continue` and waits for a go-ahead before the body.
+    var expectsContinue: Bool {
+        headers["expect"].contains { $0.lowercased() == "100-continue" }
+    }
+}
