@@ -13,7 +13,10 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler {
     private let activity: ConnectionActivity
     private let refusals: Refusals
     private var state = StateMachine()
-    private var scheduled: Scheduled<Void>?
+    /// When the current timer expires; `nil` while none runs.
+    private var deadline: NIODeadline?
+    /// The one pending check of `deadline`.
+    private var scheduledCheck: (at: NIODeadline, task: Scheduled<Void>)?
 
     init(limits: HTTPLimits, activity: ConnectionActivity, refusals: Refusals) {
         self.limits = limits
@@ -38,12 +41,12 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        scheduled?.cancel()
+        scheduledCheck?.task.cancel()
         activity.onRequestBytes = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        scheduled?.cancel()
+        scheduledCheck?.task.cancel()
         context.fireChannelInactive()
     }
 
@@ -61,24 +64,43 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler {
         context.write(data, promise: promise)
     }
 
+    /// Sets the deadline of `timer`. Requests come far more often than timers fire, so a request only
+    /// moves the deadline; one scheduled check at a time fires, and re-arms itself if the deadline moved.
     private func arm(_ timer: StateMachine.Timer, context: ChannelHandlerContext) {
-        scheduled?.cancel()
-        scheduled = nil
-        let delay: TimeAmount
         switch timer {
-        case .none: return
-        case .idle: delay = limits.idleTimeout
-        case .headerRead: delay = limits.headerReadTimeout
+        case .none: deadline = nil
+        case .idle: deadline = .now() + limits.idleTimeout
+        case .headerRead: deadline = .now() + limits.headerReadTimeout
         }
+        if let deadline {
+            scheduleCheck(at: deadline, context: context)
+        }
+    }
+
+    private func scheduleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let check = scheduledCheck, check.at <= deadline {
+            return  // The pending check comes first and will look at the new deadline.
+        }
+        scheduledCheck?.task.cancel()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        scheduled = context.eventLoop.scheduleTask(in: delay) {
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = loopBound.value
-            handler.expire(timer, context: context)
+            handler.check(context: context)
+        }
+        scheduledCheck = (deadline, task)
+    }
+
+    private func check(context: ChannelHandlerContext) {
+        scheduledCheck = nil
+        guard let deadline else { return }
+        if deadline <= .now() {
+            expire(state.timer, context: context)
+        } else {
+            scheduleCheck(at: deadline, context: context)
         }
     }
 
     private func expire(_ timer: StateMachine.Timer, context: ChannelHandlerContext) {
-        guard timer == state.timer else { return }
         if timer == .headerRead {
             let error = HTTPError(
                 .requestTimeout,

@@ -51,6 +51,21 @@ import Testing
         }
     }
 
+    @Test func slowHeadAfterAKeepAliveRequestIsCutByTheShorterHeaderTimeout() async throws {
+        try await TestServer.run(configure: {
+            $0.limits.idleTimeout = .seconds(30)
+            $0.limits.headerReadTimeout = .milliseconds(300)
+        }) { port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.expectHello()
+            try await connection.send("GET /hello HTTP/1.1\r\n")
+            let started = ContinuousClock.now
+            #expect(try await connection.waitForClose(timeout: .seconds(5)))
+            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(connection.received.contains("HTTP/1.1 408"))
+        }
+    }
+
     @Test func idleKeepAliveConnectionIsClosedQuietly() async throws {
         try await TestServer.run(configure: { $0.limits.idleTimeout = .milliseconds(300) }) { port, _ in
             let connection = try await RawConnection.connect(port: port)
