@@ -107,6 +107,31 @@ import Testing
         }
     }
 
+    @Test func http10RequestWithoutKeepAliveIsAnsweredAndClosed() async throws {
+        try await TestServer.run { port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send("GET /hello HTTP/1.0\r\n\r\n")
+            #expect(try await connection.waitForClose())
+            #expect(connection.received.hasPrefix("HTTP/1.0 200 OK"))
+            #expect(connection.received.hasSuffix("hello"))
+        }
+    }
+
+    @Test func handlerTaskIsCancelledWhenTheClientGoesAway() async throws {
+        try await TestServer.run { port, _ in
+            let before = await CancellationProbe.shared.cancellations
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send("GET /wait-for-cancel HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            await connection.close()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while await CancellationProbe.shared.cancellations == before, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(await CancellationProbe.shared.cancellations == before + 1)
+        }
+    }
+
     @Test(arguments: ExecutionModel.allCases)
     func everyExecutionModelServesRequests(model: ExecutionModel) async throws {
         try await TestServer.run(configure: { $0.executionModel = model }) { port, _ in

@@ -72,9 +72,26 @@ extension Router {
             )
         }
         router.add(.GET, "/fail") { _ in throw TestFailure() }
+        router.add(.GET, "/wait-for-cancel") { _ in
+            await CancellationProbe.shared.waitUntilCancelled()
+            return .text("cancelled")
+        }
         return router
     }
 }
 
 /// An error no handler maps to a status: the engine must answer 500.
 struct TestFailure: Error {}
+
+/// Lets a test see that a handler's task was cancelled when its client went away.
+actor CancellationProbe {
+    static let shared = CancellationProbe()
+    private(set) var cancellations = 0
+
+    func waitUntilCancelled() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        cancellations += 1
+    }
+}
