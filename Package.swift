@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
@@ -43,10 +44,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        /// Topics: durable ordered logs, group commit, and the one delivery core every pattern adapts.
+        .target(
+            name: "SwitchboardBroker",
+            dependencies: [
+                "SwitchboardStore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// Routes, JSON errors and the operational endpoints, on top of the engine and the store.
         .target(
             name: "SwitchboardAPI",
             dependencies: [
+                "SwitchboardBroker",
                 "SwitchboardEngine",
                 "SwitchboardStore",
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -86,6 +97,10 @@ let package = Package(
                 "SwitchboardEngine",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "SwitchboardBrokerTests",
+            dependencies: ["SwitchboardBroker", "SwitchboardStore"]
         ),
         .testTarget(
             name: "SwitchboardTests",

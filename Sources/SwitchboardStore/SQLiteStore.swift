@@ -7,15 +7,28 @@ public final class SQLiteStore: Store {
     public let kind = "sqlite"
     /// The database file.
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
+
+    /// How hard a commit works to survive a crash.
+    public enum Durability: String, Sendable {
+        /// A committed transaction survives the process being killed (`kill -9`): WAL with
+        /// `synchronous=NORMAL`, one disk sync per checkpoint rather than per commit.
+        case process
+        /// A committed transaction also survives power loss: `synchronous=FULL`, a sync per commit.
+        case power
+    }
 
     /// Opens (creating if needed) `switchboard.sqlite` in `directory` and brings its schema up to date.
-    public init(directory: String) throws {
+    public init(directory: String, durability: Durability = .process) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = (directory as NSString).appendingPathComponent("switchboard.sqlite")
         var configuration = Configuration()
         configuration.label = "switchboard"
         configuration.busyMode = .timeout(5)
+        let synchronous = durability == .power ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
     }
@@ -51,6 +64,27 @@ public final class SQLiteStore: Store {
                 sql: "INSERT INTO node_metadata (key, value) VALUES ('created_at', ?)",
                 arguments: [ISO8601DateFormatter().string(from: Date())]
             )
+        }
+        migrator.registerMigration("v2: topics") { db in
+            try db.create(table: "topics") { table in
+                table.primaryKey("name", .text)
+                table.column("next_offset", .integer).notNull()
+            }
+            try db.create(table: "topic_messages", options: .withoutRowID) { table in
+                table.column("topic", .text).notNull()
+                table.column("offset", .integer).notNull()
+                table.column("id", .text).notNull()
+                table.column("published_at", .integer).notNull()
+                table.column("content_type", .text)
+                table.column("body", .blob).notNull()
+                table.primaryKey(["topic", "offset"])
+            }
+            try db.create(table: "consumer_groups", options: .withoutRowID) { table in
+                table.column("topic", .text).notNull()
+                table.column("name", .text).notNull()
+                table.column("committed_offset", .integer).notNull()
+                table.primaryKey(["topic", "name"])
+            }
         }
         return migrator
     }

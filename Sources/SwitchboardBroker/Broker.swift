@@ -1,0 +1,129 @@
+import Foundation
+import ServiceLifecycle
+import SwitchboardStore
+
+/// Topics as durable ordered logs with one delivery core: a publish is group-committed to the store,
+/// then fanned out in memory to every live subscriber of its topic. Every delivery pattern (short and
+/// long polls, SSE, WebSocket, consumer groups) is a thin adapter over `read`, `wait` and `subscribe`.
+///
+/// As a `Service` it applies retention on a schedule until graceful shutdown, then closes subscribers.
+public final class Broker: Service, Sendable {
+    public struct Configuration: Sendable {
+        /// Live messages buffered per subscriber before it is moved back to reading the store.
+        public var subscriberBuffer = 4096
+        /// Messages read from the store at once while catching up.
+        public var catchUpBatch = 512
+        /// What every topic keeps.
+        public var retention = RetentionPolicy()
+        /// How often retention runs.
+        public var retentionInterval: Duration = .seconds(30)
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    private let store: any TopicStore
+    private let committer: GroupCommitter
+    private let subscribers: SubscriberRegistry
+
+    public init(store: any TopicStore, configuration: Configuration = Configuration()) {
+        let subscribers = SubscriberRegistry(queueCapacity: configuration.subscriberBuffer)
+        self.store = store
+        self.configuration = configuration
+        self.subscribers = subscribers
+        self.committer = GroupCommitter(store: store) { messages in subscribers.fanOut(messages) }
+    }
+
+    /// Appends a message and returns it once it is durable.
+    public func publish(_ message: NewMessage) async throws -> StoredMessage {
+        try await committer.append(message)
+    }
+
+    /// Up to `limit` messages after `after`, at once.
+    public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
+        try await store.read(topic: topic, after: after, limit: limit)
+    }
+
+    /// Up to `limit` messages after `after`, waiting up to `timeout` for the first one to exist (a long
+    /// poll). Waiting costs no thread: it is a suspended task on a subscriber queue.
+    public func read(
+        topic: String,
+        after: Int64,
+        limit: Int,
+        waitingUpTo timeout: Duration
+    ) async throws -> TopicSlice {
+        let first = try await read(topic: topic, after: after, limit: limit)
+        guard first.messages.isEmpty, timeout > .zero else { return first }
+        let queue = subscribers.register(topic: topic)
+        defer { subscribers.unregister(queue, from: topic) }
+        // Registered before this read, so a message committed after it reaches the queue.
+        let second = try await read(topic: topic, after: after, limit: limit)
+        guard second.messages.isEmpty else { return second }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { _ = await queue.next() }
+            await group.next()
+            group.cancelAll()
+        }
+        return try await read(topic: topic, after: after, limit: limit)
+    }
+
+    /// A subscription that delivers every message after `after`; with `after == nil`, only messages
+    /// published from now on.
+    public func subscribe(topic: String, after: Int64?) async throws -> Subscription {
+        let queue = subscribers.register(topic: topic)
+        do {
+            // Registered before the newest offset is read, so nothing published in between is missed.
+            var start = after ?? 0
+            if after == nil {
+                start = try await latestOffset(topic: topic)
+            }
+            return Subscription(
+                topic: topic,
+                after: start,
+                store: store,
+                queue: queue,
+                batchSize: configuration.catchUpBatch,
+                unregister: { [subscribers] in subscribers.unregister(queue, from: topic) }
+            )
+        } catch {
+            subscribers.unregister(queue, from: topic)
+            throw error
+        }
+    }
+
+    /// The offset of the newest message of `topic`, 0 while it has none.
+    public func latestOffset(topic: String) async throws -> Int64 {
+        try await store.read(topic: topic, after: 0, limit: 0).latestOffset
+    }
+
+    public func committedOffset(topic: String, group: String) async throws -> Int64 {
+        try await store.committedOffset(topic: topic, group: group)
+    }
+
+    public func commit(topic: String, group: String, offset: Int64) async throws {
+        try await store.commit(topic: topic, group: group, offset: offset)
+    }
+
+    /// Applies retention to every topic; returns how many messages went.
+    @discardableResult
+    public func applyRetention(now: Date = Date()) async throws -> Int {
+        var removed = 0
+        for topic in try await store.topicNames() {
+            removed += try await store.trim(topic: topic, keeping: configuration.retention, now: now)
+        }
+        return removed
+    }
+
+    public func run() async throws {
+        if configuration.retention != RetentionPolicy() {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                _ = try? await applyRetention()
+                try? await Task.sleep(for: configuration.retentionInterval)
+            }
+        } else {
+            try? await gracefulShutdown()
+        }
+        subscribers.closeAll()
+    }
+}

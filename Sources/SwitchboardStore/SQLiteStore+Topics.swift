@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+
+extension SQLiteStore: TopicStore {
+    public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await pool.write { db in
+            var nextOffsets: [String: Int64] = [:]
+            for topic in Set(messages.map(\.topic)) {
+                try db.execute(
+                    sql: "INSERT INTO topics (name, next_offset) VALUES (?, 1) ON CONFLICT (name) DO NOTHING",
+                    arguments: [topic]
+                )
+                nextOffsets[topic] = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT next_offset FROM topics WHERE name = ?",
+                    arguments: [topic]
+                )
+            }
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO topic_messages (topic, "offset", id, published_at, content_type, body)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """
+            )
+            var stored: [StoredMessage] = []
+            stored.reserveCapacity(messages.count)
+            for message in messages {
+                let offset = nextOffsets[message.topic]!
+                nextOffsets[message.topic] = offset + 1
+                let id = UUID().uuidString.lowercased()
+                try insert.execute(arguments: [
+                    message.topic, offset, id, timestamp, message.contentType, message.body,
+                ])
+                stored.append(
+                    StoredMessage(
+                        topic: message.topic,
+                        offset: offset,
+                        id: id,
+                        timestamp: timestamp,
+                        contentType: message.contentType,
+                        body: message.body
+                    )
+                )
+            }
+            for (topic, next) in nextOffsets {
+                try db.execute(sql: "UPDATE topics SET next_offset = ? WHERE name = ?", arguments: [next, topic])
+            }
+            return stored
+        }
+    }
+
+    public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT "offset", id, published_at, content_type, body FROM topic_messages
+                    WHERE topic = ? AND "offset" > ? ORDER BY "offset" LIMIT ?
+                    """,
+                arguments: [topic, after, limit]
+            )
+            let messages = rows.map { row in
+                StoredMessage(
+                    topic: topic,
+                    offset: row[0],
+                    id: row[1],
+                    timestamp: row[2],
+                    contentType: row[3],
+                    body: row[4]
+                )
+            }
+            let next = try Int64.fetchOne(db, sql: "SELECT next_offset FROM topics WHERE name = ?", arguments: [topic])
+            let latest = (next ?? 1) - 1
+            let earliest =
+                try Int64.fetchOne(
+                    db,
+                    sql: #"SELECT MIN("offset") FROM topic_messages WHERE topic = ?"#,
+                    arguments: [topic]
+                ) ?? latest + 1
+            return TopicSlice(messages: messages, earliestOffset: earliest, latestOffset: latest)
+        }
+    }
+
+    public func trim(topic: String, keeping policy: RetentionPolicy, now: Date) async throws -> Int {
+        try await pool.write { db in
+            var removed = 0
+            if let maxMessages = policy.maxMessages {
+                try db.execute(
+                    sql: """
+                        DELETE FROM topic_messages WHERE topic = ? AND "offset" <=
+                            (SELECT next_offset - 1 - ? FROM topics WHERE name = ?)
+                        """,
+                    arguments: [topic, maxMessages, topic]
+                )
+                removed += db.changesCount
+            }
+            if let maxAge = policy.maxAgeSeconds {
+                let cutoff = Int64(now.timeIntervalSince1970 * 1000) - maxAge * 1000
+                try db.execute(
+                    sql: "DELETE FROM topic_messages WHERE topic = ? AND published_at < ?",
+                    arguments: [topic, cutoff]
+                )
+                removed += db.changesCount
+            }
+            return removed
+        }
+    }
+
+    public func topicNames() async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM topics ORDER BY name") }
+    }
+
+    public func committedOffset(topic: String, group: String) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT committed_offset FROM consumer_groups WHERE topic = ? AND name = ?",
+                arguments: [topic, group]
+            ) ?? 0
+        }
+    }
+
+    public func commit(topic: String, group: String, offset: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO consumer_groups (topic, name, committed_offset) VALUES (?, ?, ?)
+                    ON CONFLICT (topic, name) DO UPDATE SET committed_offset = excluded.committed_offset
+                    """,
+                arguments: [topic, group, offset]
+            )
+        }
+    }
+}
