@@ -60,6 +60,8 @@ let package = Package(
                 "SwitchboardBroker",
                 "SwitchboardEngine",
                 "SwitchboardStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
@@ -68,6 +70,7 @@ let package = Package(
             name: "Switchboard",
             dependencies: [
                 "SwitchboardAPI",
+                "SwitchboardBroker",
                 "SwitchboardEngine",
                 "SwitchboardStore",
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -4,15 +4,17 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import SwitchboardAPI
+import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardStore
 
-/// One `serve` node: the store, the worker pool and the HTTP server, run as one `ServiceGroup` that
-/// stops gracefully on SIGTERM or SIGINT — the server first, then the pool, the store last.
+/// One `serve` node: the store, the worker pool, the broker and the HTTP server, run as one
+/// `ServiceGroup` that stops gracefully on SIGTERM or SIGINT.
 public final class ServeNode: Sendable {
     public let settings: ServeSettings
     public let store: SQLiteStore
     public let workers: WorkerPool
+    public let broker: Broker
     /// The registry behind `/metrics`.
     public let registry: PrometheusCollectorRegistry
     private let group: ServiceGroup
@@ -24,11 +26,13 @@ public final class ServeNode: Sendable {
         onListening: @escaping HTTPServer.ListeningCallback = { _ in }
     ) throws {
         self.settings = settings
-        self.store = try SQLiteStore(directory: settings.dataDirectory)
+        self.store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
+        self.broker = Broker(store: store, configuration: settings.broker)
         self.workers = WorkerPool(threads: settings.workerThreads)
         self.registry = PrometheusCollectorRegistry()
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
         OperationsAPI(store: store, registry: registry).register(in: &router)
+        TopicsAPI(broker: broker, configuration: settings.topics).register(in: &router)
 
         var accessLogger = logger
         accessLogger[metadataKey: "log"] = "access"
@@ -43,7 +47,11 @@ public final class ServeNode: Sendable {
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: store), .init(service: workers), .init(service: server)],
+                // Stopped in reverse: the broker first, ending subscriptions so that streaming responses
+                // finish, then the server drains, then the pool and the store.
+                services: [
+                    .init(service: store), .init(service: workers), .init(service: server), .init(service: broker),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -17,6 +17,11 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case workerThreads = "worker-threads"
     case logLevel = "log-level"
     case accessLog = "access-log"
+    case durability
+    case maxMessageBytes = "max-message-bytes"
+    case retentionMessages = "retention-messages"
+    case retentionAge = "retention-age"
+    case sseHeartbeat = "sse-heartbeat"
 
     /// One line for `--help`, with the default.
     public var help: String {
@@ -37,6 +42,11 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .workerThreads: "Threads of the worker pool for CPU-heavy work (default: one per core)."
         case .logLevel: "trace, debug, info, notice, warning, error or critical (default info)."
         case .accessLog: "One log line per request, on or off (default on)."
+        case .durability: "process (survives kill -9) or power (fsync per commit) (default process)."
+        case .maxMessageBytes: "Largest topic message, e.g. 1MiB; over it 413 (default 1MiB)."
+        case .retentionMessages: "Messages each topic keeps; 0 keeps all (default 1000000)."
+        case .retentionAge: "How long topics keep messages, e.g. 7d as 168h; 0 keeps them (default 168h)."
+        case .sseHeartbeat: "Interval of SSE heartbeat comments (default 15s)."
         }
     }
 }

@@ -2,7 +2,10 @@ import Configuration
 import Foundation
 import Logging
 import NIOCore
+import SwitchboardAPI
+import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardStore
 
 /// The resolved settings of a `serve` node.
 public struct ServeSettings: Sendable {
@@ -12,6 +15,13 @@ public struct ServeSettings: Sendable {
     public var workerThreads = System.coreCount
     public var logLevel: Logger.Level = .info
     public var accessLog = true
+    public var durability = SQLiteStore.Durability.process
+    public var topics = TopicsAPI.Configuration()
+    public var broker: Broker.Configuration = {
+        var configuration = Broker.Configuration()
+        configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
+        return configuration
+    }()
 
     public init() {}
 }
@@ -109,6 +119,29 @@ private struct SettingsReader {
                 Logger.Level(rawValue: $0.lowercased())
             } ?? settings.logLevel
         settings.accessLog = try read(.accessLog, expecting: "on or off", SettingValue.bool) ?? settings.accessLog
+        settings.durability =
+            try read(.durability, expecting: "process or power") { SQLiteStore.Durability(rawValue: $0) }
+            ?? settings.durability
+        settings.topics.maxMessageBytes =
+            try read(.maxMessageBytes, expecting: "a size such as 1MiB") {
+                SettingValue.byteSize($0).flatMap { $0 > 0 ? $0 : nil }
+            } ?? settings.topics.maxMessageBytes
+        settings.topics.sseHeartbeat =
+            try read(.sseHeartbeat, expecting: "a duration such as 15s", positiveDuration).map {
+                Duration.nanoseconds($0.nanoseconds)
+            } ?? settings.topics.sseHeartbeat
+        var retention = settings.broker.retention
+        if let count = try read(.retentionMessages, expecting: "a count, 0 for no limit", count(0...Int(Int64.max))) {
+            retention.maxMessages = count == 0 ? nil : Int64(count)
+        }
+        if let age = try read(
+            .retentionAge,
+            expecting: "a duration such as 168h, 0 for no limit",
+            SettingValue.duration
+        ) {
+            retention.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
+        }
+        settings.broker.retention = retention
         return settings
     }
 

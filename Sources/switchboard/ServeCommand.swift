@@ -31,6 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.workerThreads.help)) var workerThreads: String?
     @Option(help: .init(ServeSetting.logLevel.help)) var logLevel: String?
     @Option(help: .init(ServeSetting.accessLog.help)) var accessLog: String?
+    @Option(help: .init(ServeSetting.durability.help)) var durability: String?
+    @Option(help: .init(ServeSetting.maxMessageBytes.help)) var maxMessageBytes: String?
+    @Option(help: .init(ServeSetting.retentionMessages.help)) var retentionMessages: String?
+    @Option(help: .init(ServeSetting.retentionAge.help)) var retentionAge: String?
+    @Option(help: .init(ServeSetting.sseHeartbeat.help)) var sseHeartbeat: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -40,7 +45,9 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxHeaderBytes, maxHeaderBytes), (.maxBodyBytes, maxBodyBytes),
             (.headerReadTimeout, headerReadTimeout), (.idleTimeout, idleTimeout),
             (.maxConnections, maxConnections), (.drainTimeout, drainTimeout), (.workerThreads, workerThreads),
-            (.logLevel, logLevel), (.accessLog, accessLog),
+            (.logLevel, logLevel), (.accessLog, accessLog), (.durability, durability),
+            (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
+            (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }

@@ -1,0 +1,202 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SwitchboardBroker
+import SwitchboardEngine
+import SwitchboardStore
+
+/// The topic endpoints: publish, short and long poll, Server-Sent Events and consumer groups, each a
+/// thin adapter over the broker.
+public struct TopicsAPI: Sendable {
+    public struct Configuration: Sendable {
+        /// Largest message body; over it 413.
+        public var maxMessageBytes = 1 << 20
+        /// Most messages one poll returns.
+        public var maxPollLimit: Int64 = 1000
+        /// Longest `wait` a long poll may ask for, in seconds.
+        public var maxWaitSeconds: Double = 60
+        /// Interval between SSE heartbeat comments.
+        public var sseHeartbeat: Duration = .seconds(15)
+        /// The reconnection delay SSE clients are told (`retry:`).
+        public var sseRetryMilliseconds = 2000
+
+        public init() {}
+    }
+
+    let broker: Broker
+    let configuration: Configuration
+
+    public init(broker: Broker, configuration: Configuration = Configuration()) {
+        self.broker = broker
+        self.configuration = configuration
+    }
+
+    public func register(in router: inout Router) {
+        router.add(.POST, "/v1/topics/{topic}/messages", maxBodyBytes: configuration.maxMessageBytes) { request in
+            try await publish(request)
+        }
+        router.add(.GET, "/v1/topics/{topic}/messages") { request in
+            try await poll(request)
+        }
+        router.add(.GET, "/v1/topics/{topic}/events") { request in
+            try await events(request)
+        }
+        router.add(.GET, "/v1/topics/{topic}/groups/{group}/messages") { request in
+            try await pollGroup(request)
+        }
+        router.add(.POST, "/v1/topics/{topic}/groups/{group}/commit", maxBodyBytes: 4096) { request in
+            try await commitGroup(request)
+        }
+    }
+
+    private func publish(_ request: Request) async throws -> Response {
+        let topic = try Self.topic(of: request)
+        let stored = try await broker.publish(
+            NewMessage(
+                topic: topic,
+                contentType: request.head.headers.first(name: "content-type"),
+                body: Data(request.body.readableBytesView)
+            )
+        )
+        var response = try Response.json(
+            PublishedJSON(topic: topic, offset: stored.offset, id: stored.id, timestamp: stored.timestamp),
+            status: .created
+        )
+        response.headers.add(name: "Location", value: "/v1/topics/\(topic)/messages?after=\(stored.offset - 1)&limit=1")
+        return response
+    }
+
+    private func poll(_ request: Request) async throws -> Response {
+        let topic = try Self.topic(of: request)
+        let query = QueryParameters(request)
+        let limit = try query.integer("limit", in: 1...configuration.maxPollLimit) ?? 100
+        let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
+        let after: Int64
+        if let asked = try query.integer("after", in: 0...Int64.max) {
+            after = asked
+        } else {
+            after = try await broker.read(topic: topic, after: 0, limit: 0).earliestOffset - 1
+        }
+        return try await messages(topic: topic, after: after, limit: Int(limit), wait: wait)
+    }
+
+    private func pollGroup(_ request: Request) async throws -> Response {
+        let topic = try Self.topic(of: request)
+        let group = try Self.groupName(of: request)
+        let query = QueryParameters(request)
+        let limit = try query.integer("limit", in: 1...configuration.maxPollLimit) ?? 100
+        let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
+        let committed = try await broker.committedOffset(topic: topic, group: group)
+        return try await messages(topic: topic, after: committed, limit: Int(limit), wait: wait)
+    }
+
+    private func commitGroup(_ request: Request) async throws -> Response {
+        struct Commit: Codable {
+            var offset: Int64
+        }
+        let topic = try Self.topic(of: request)
+        let group = try Self.groupName(of: request)
+        guard let commit = try? JSONDecoder().decode(Commit.self, from: Data(request.body.readableBytesView)),
+            commit.offset >= 0
+        else {
+            throw HTTPError.badRequest(code: "invalid_body", message: #"The body must be {"offset": N} with N >= 0"#)
+        }
+        try await broker.commit(topic: topic, group: group, offset: commit.offset)
+        return .json(ByteBuffer(string: #"{"topic":"\#(topic)","group":"\#(group)","offset":\#(commit.offset)}"#))
+    }
+
+    /// A poll's answer, or 410 when `after` points before what retention still holds.
+    private func messages(topic: String, after: Int64, limit: Int, wait: Duration) async throws -> Response {
+        let slice = try await broker.read(topic: topic, after: after, limit: limit, waitingUpTo: wait)
+        if after + 1 < slice.earliestOffset && slice.latestOffset > after {
+            var error = HTTPError(
+                .gone,
+                code: "offset_trimmed",
+                message: "Messages after \(after) are no longer retained; the earliest offset still held is "
+                    + "\(slice.earliestOffset), so ask with after=\(slice.earliestOffset - 1)"
+            )
+            error.headers.add(name: "Switchboard-Earliest-Offset", value: String(slice.earliestOffset))
+            throw error
+        }
+        return try .json(
+            MessagesJSON(
+                topic: topic,
+                messages: slice.messages.map(MessageJSON.init),
+                earliestOffset: slice.earliestOffset,
+                latestOffset: slice.latestOffset,
+                next: slice.messages.last?.offset ?? after
+            )
+        )
+    }
+
+    /// Server-Sent Events: `id:` is the offset, resumed from `Last-Event-ID` or `?after=`; a heartbeat
+    /// comment keeps idle connections open; the stream never ends on its own.
+    private func events(_ request: Request) async throws -> Response {
+        let topic = try Self.topic(of: request)
+        let lastEventID = request.head.headers.first(name: "last-event-id")
+        let after: Int64?
+        if let lastEventID {
+            guard let offset = Int64(lastEventID), offset >= 0 else {
+                throw HTTPError.badRequest(code: "invalid_parameter", message: "Last-Event-ID must be an offset")
+            }
+            after = offset
+        } else {
+            after = try QueryParameters(request).integer("after", in: 0...Int64.max)
+        }
+        let subscription = try await broker.subscribe(topic: topic, after: after)
+        let stream = SubscriptionBox(subscription)
+        let heartbeat = configuration.sseHeartbeat
+        let retry = configuration.sseRetryMilliseconds
+        return Response(
+            headers: [
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            ],
+            body: .stream { writer in
+                try await writer.write("retry: \(retry)\n\n")
+                let beat = Task {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: heartbeat)
+                        try await writer.write(": heartbeat\n\n")
+                    }
+                }
+                defer { beat.cancel() }
+                while let event = try await stream.subscription.next() {
+                    try await writer.write(ServerSentEvents.encode(event))
+                }
+            }
+        )
+    }
+
+    static func topic(of request: Request) throws -> String {
+        let topic = request.parameters["topic"] ?? ""
+        guard TopicName.isValid(topic) else {
+            throw HTTPError.badRequest(
+                code: "topic_name_invalid",
+                message: "Topic names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
+            )
+        }
+        return topic
+    }
+
+    private static func groupName(of request: Request) throws -> String {
+        let group = request.parameters["group"] ?? ""
+        guard TopicName.isValid(group) else {
+            throw HTTPError.badRequest(
+                code: "group_name_invalid",
+                message: "Group names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
+            )
+        }
+        return group
+    }
+}
+
+/// Hands a subscription to the one task that reads it.
+final class SubscriptionBox: @unchecked Sendable {
+    let subscription: Subscription
+
+    init(_ subscription: Subscription) {
+        self.subscription = subscription
+    }
+}
