@@ -119,7 +119,9 @@ public final class Broker: Service, Sendable {
         if configuration.retention != RetentionPolicy() {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 _ = try? await applyRetention()
-                try? await Task.sleep(for: configuration.retentionInterval)
+                try? await cancelWhenGracefulShutdown {
+                    try await Task.sleep(for: self.configuration.retentionInterval)
+                }
             }
         } else {
             try? await gracefulShutdown()
