@@ -32,7 +32,8 @@ public final class ServeNode: Sendable {
         self.registry = PrometheusCollectorRegistry()
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
         OperationsAPI(store: store, registry: registry).register(in: &router)
-        TopicsAPI(broker: broker, configuration: settings.topics).register(in: &router)
+        let topics = TopicsAPI(broker: broker, configuration: settings.topics)
+        topics.register(in: &router)
 
         var accessLogger = logger
         accessLogger[metadataKey: "log"] = "access"
@@ -42,6 +43,7 @@ public final class ServeNode: Sendable {
             metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
             logger: logger,
             accessLogger: settings.accessLog ? accessLogger : nil,
+            webSockets: [topics.webSocketEndpoint],
             onListening: onListening
         )
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])

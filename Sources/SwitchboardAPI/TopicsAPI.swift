@@ -19,6 +19,8 @@ public struct TopicsAPI: Sendable {
         public var sseHeartbeat: Duration = .seconds(15)
         /// The reconnection delay SSE clients are told (`retry:`).
         public var sseRetryMilliseconds = 2000
+        /// Subscriptions one WebSocket connection may hold.
+        public var maxSubscriptionsPerConnection = 100
 
         public init() {}
     }
@@ -31,7 +33,26 @@ public struct TopicsAPI: Sendable {
         self.configuration = configuration
     }
 
+    /// `GET /v1/ws`: the topics over WebSocket (see `WebSocketProtocol`).
+    public var webSocketEndpoint: WebSocketEndpoint {
+        let broker = self.broker
+        let limit = configuration.maxSubscriptionsPerConnection
+        return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { channel, _ in
+            try channel.pipeline.syncOperations.addHandler(
+                TopicWebSocketSession(broker: broker, maxSubscriptions: limit)
+            )
+        }
+    }
+
     public func register(in router: inout Router) {
+        router.addImmediate(.GET, "/v1/ws") { _ in
+            throw HTTPError(
+                .upgradeRequired,
+                code: "websocket_required",
+                message: "GET /v1/ws must be a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
+                headers: ["Upgrade": "websocket"]
+            )
+        }
         router.add(.POST, "/v1/topics/{topic}/messages", maxBodyBytes: configuration.maxMessageBytes) { request in
             try await publish(request)
         }

@@ -3,14 +3,15 @@ import NIOCore
 import NIOHTTP1
 
 /// Builds the handlers of an accepted HTTP/1.1 connection, nearest the socket first:
-/// byte counting, the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors,
-/// journey timing, then the request handler.
+/// byte counting, the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors, the
+/// WebSocket upgrade (when an endpoint is configured), journey timing, then the request handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
     let responder: any HTTPResponder
     let metrics: EngineMetrics
     let logger: Logger
     let accessLogger: Logger?
+    let webSockets: [WebSocketEndpoint]
 
     func configure(_ channel: any Channel) throws {
         metrics.acceptedConnections.increment()
@@ -23,13 +24,36 @@ struct ConnectionPipeline: Sendable {
         decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
         let pipeline = channel.pipeline.syncOperations
+        let encoder = HTTPResponseEncoder(configuration: .init())
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(
+                leftOverBytesStrategy: webSockets.isEmpty ? .dropBytes : .forwardBytes,
+                limitConfiguration: decoderLimits
+            )
+        )
+        let httpHandlers: [any RemovableChannelHandler] = [
+            decoder,
+            ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals),
+            HTTPServerPipelineHandler(),
+            ProtocolErrorHandler(refusals: refusals),
+        ]
+        let requestHandlers: [any RemovableChannelHandler] = [
+            RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger),
+            HTTPRequestHandler(responder: responder, logger: logger),
+        ]
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
-        try pipeline.addHandler(HTTPResponseEncoder(configuration: .init()))
-        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(limitConfiguration: decoderLimits)))
-        try pipeline.addHandler(ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals))
-        try pipeline.addHandler(HTTPServerPipelineHandler())
-        try pipeline.addHandler(ProtocolErrorHandler(refusals: refusals))
-        try pipeline.addHandler(RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger))
-        try pipeline.addHandler(HTTPRequestHandler(responder: responder, logger: logger))
+        try pipeline.addHandler(encoder)
+        try pipeline.addHandlers(httpHandlers)
+        if !webSockets.isEmpty {
+            try pipeline.addHandler(
+                HTTPServerUpgradeHandler(
+                    upgraders: webSockets.map { $0.makeUpgrader() },
+                    httpEncoder: encoder,
+                    extraHTTPHandlers: httpHandlers + requestHandlers,
+                    upgradeCompletionHandler: { _ in }
+                )
+            )
+        }
+        try pipeline.addHandlers(requestHandlers)
     }
 }

@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// Closes keep-alive connections that sit idle and answers 408 to heads that arrive too slowly
 /// (slowloris); no timer runs while a request is being handled.
-final class ConnectionTimeoutHandler: ChannelDuplexHandler {
+final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// Serves the requests of one HTTP/1.1 connection, one at a time (the pipelining handler before it
 /// holds back the next): routes each head, reads the body within the route's limit, runs the handler
 /// — inline on the event loop for immediate routes, in a task for async ones — and writes the response.
-final class HTTPRequestHandler: ChannelInboundHandler {
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 

@@ -17,9 +17,11 @@ public final class HTTPServer: Service, Sendable {
     private let logger: Logger
     private let accessLogger: Logger?
     private let onListening: ListeningCallback
+    private let webSockets: [WebSocketEndpoint]
 
     /// - Parameters:
     ///   - accessLogger: where one line per request goes; `nil` turns the access log off.
+    ///   - webSockets: paths upgraded to WebSocket.
     ///   - onListening: called once with the bound address (the real port when 0 was asked for).
     public init(
         configuration: EngineConfiguration,
@@ -27,8 +29,10 @@ public final class HTTPServer: Service, Sendable {
         metrics: EngineMetrics,
         logger: Logger,
         accessLogger: Logger? = nil,
+        webSockets: [WebSocketEndpoint] = [],
         onListening: @escaping ListeningCallback = { _ in }
     ) {
+        self.webSockets = webSockets
         self.configuration = configuration
         self.responder = responder
         self.metrics = metrics
@@ -38,8 +42,7 @@ public final class HTTPServer: Service, Sendable {
     }
 
     public func run() async throws {
-        // NIO's shared event loops serve when their number fits, so that Swift Concurrency, when the
-        // executable hands its global executor to them, runs handlers on the loop of their connection.
+        // NIO's shared event loops serve when their number fits; another count gets its own group.
         let shared = MultiThreadedEventLoopGroup.singleton
         switch configuration.executionModel {
         case .single:
@@ -120,7 +123,8 @@ public final class HTTPServer: Service, Sendable {
             responder: responder,
             metrics: metrics,
             logger: logger,
-            accessLogger: accessLogger
+            accessLogger: accessLogger,
+            webSockets: webSockets
         )
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(configuration.backlog))

@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// Answers requests the HTTP parser refuses with a JSON error and `Connection: close`; the decoder
 /// closes the connection right after. Oversized heads get 431, every other parse failure 400.
-final class ProtocolErrorHandler: ChannelDuplexHandler {
+final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart

@@ -5,7 +5,7 @@ import NIOHTTP1
 
 /// Times each request through its journey and, once the last response byte is flushed, records the
 /// stage histograms and writes one access-log line.
-final class RequestJourneyHandler: ChannelDuplexHandler {
+final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
