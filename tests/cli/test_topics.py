@@ -1,0 +1,236 @@
+"""Topics with real clients: curl for publish, polls and SSE, Python websockets for /v1/ws."""
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import http.client
+
+import websockets
+
+from conftest import curl
+
+
+def publish(server, topic, data, *extra):
+    status, body = curl("-X", "POST", "--data-binary", data, *extra, f"{server.url}/v1/topics/{topic}/messages")
+    assert status == 201, body
+    return json.loads(body)
+
+
+def test_publish_answers_201_with_dense_offsets(start_server):
+    server = start_server()
+    first = publish(server, "orders", "one")
+    second = publish(server, "orders", "two")
+    assert (first["topic"], first["offset"], second["offset"]) == ("orders", 1, 2)
+    assert first["id"] != second["id"] and first["timestamp"] > 0
+
+
+def test_short_poll_returns_messages_after_an_offset(start_server):
+    server = start_server()
+    for text in ("a", "b", "c"):
+        publish(server, "t", text, "-H", "Content-Type: text/plain")
+    status, body = curl(f"{server.url}/v1/topics/t/messages?after=1&limit=5")
+    answer = json.loads(body)
+    assert status == 200
+    assert [m["data"] for m in answer["messages"]] == ["b", "c"]
+    assert [m["offset"] for m in answer["messages"]] == [2, 3]
+    assert answer["messages"][0]["contentType"] == "text/plain"
+    assert (answer["earliestOffset"], answer["latestOffset"], answer["next"]) == (1, 3, 3)
+
+
+def test_unknown_topic_reads_empty(start_server):
+    server = start_server()
+    status, body = curl(f"{server.url}/v1/topics/nobody-here/messages")
+    assert status == 200 and json.loads(body)["messages"] == []
+
+
+def test_long_poll_waits_for_the_next_message(start_server):
+    server = start_server()
+    publish(server, "t", "old")
+    threading.Timer(0.5, lambda: publish(server, "t", "new")).start()
+    started = time.monotonic()
+    status, body = curl(f"{server.url}/v1/topics/t/messages?after=1&wait=10")
+    assert status == 200
+    assert [m["data"] for m in json.loads(body)["messages"]] == ["new"]
+    assert 0.3 < time.monotonic() - started < 5
+
+
+def test_long_poll_times_out_with_an_empty_list(start_server):
+    server = start_server()
+    started = time.monotonic()
+    status, body = curl(f"{server.url}/v1/topics/quiet/messages?after=0&wait=0.5")
+    assert status == 200 and json.loads(body)["messages"] == []
+    assert time.monotonic() - started >= 0.45
+
+
+def test_sse_resumes_from_last_event_id_and_streams_live(start_server):
+    server = start_server()
+    for text in ("one", "two", "three"):
+        publish(server, "feed", text)
+    curl_sse = subprocess.Popen(
+        ["curl", "-sN", "--max-time", "4", "-H", "Last-Event-ID: 1", f"{server.url}/v1/topics/feed/events"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(0.7)
+    publish(server, "feed", "four\nlines")
+    output, _ = curl_sse.communicate()
+    assert output.startswith("retry: 2000\n\n")
+    assert "id: 2\ndata: two\n\n" in output
+    assert "id: 3\ndata: three\n\n" in output
+    assert "id: 4\ndata: four\ndata: lines\n\n" in output
+    assert "data: one" not in output
+
+
+def test_sse_sends_heartbeats(start_server):
+    server = start_server("--sse-heartbeat", "200ms")
+    result = subprocess.run(
+        ["curl", "-sN", "--max-time", "1", f"{server.url}/v1/topics/idle/events"], capture_output=True, text=True
+    )
+    assert result.stdout.count(": heartbeat\n\n") >= 2
+
+
+def test_consumer_group_reads_from_its_committed_offset(start_server):
+    server = start_server()
+    for text in ("a", "b", "c"):
+        publish(server, "jobs", text)
+    base = f"{server.url}/v1/topics/jobs/groups/workers"
+    assert [m["data"] for m in json.loads(curl(f"{base}/messages")[1])["messages"]] == ["a", "b", "c"]
+    status, body = curl("-X", "POST", "--data", '{"offset": 2}', f"{base}/commit")
+    assert status == 200 and json.loads(body)["offset"] == 2
+    assert [m["data"] for m in json.loads(curl(f"{base}/messages")[1])["messages"]] == ["c"]
+    status, body = curl("-X", "POST", "--data", "nonsense", f"{base}/commit")
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_body"
+
+
+def test_retention_trims_and_says_where_the_log_starts(start_server):
+    server = start_server()
+    for index in range(5):
+        publish(server, "short", f"m{index}")
+    assert server.stop() == 0
+    # Retention runs when the node starts and then on its interval.
+    server = start_server("--retention-messages", "2")
+    deadline = time.monotonic() + 10
+    answer = {}
+    while time.monotonic() < deadline and answer.get("earliestOffset") != 4:
+        answer = json.loads(curl(f"{server.url}/v1/topics/short/messages")[1])
+        time.sleep(0.1)
+    assert answer["earliestOffset"] == 4
+    assert [m["data"] for m in answer["messages"]] == ["m3", "m4"]
+    status, body = curl(f"{server.url}/v1/topics/short/messages?after=1")
+    error = json.loads(body)["error"]
+    assert status == 410 and error["code"] == "offset_trimmed" and "after=3" in error["message"]
+    sse = subprocess.run(
+        ["curl", "-sN", "--max-time", "1", "-H", "Last-Event-ID: 0", f"{server.url}/v1/topics/short/events"],
+        capture_output=True, text=True,
+    )
+    assert 'event: trimmed\nid: 3\ndata: {"earliestOffset":4}' in sse.stdout
+    assert "id: 4\ndata: m3" in sse.stdout
+
+
+def test_bad_input_gets_json_errors(start_server):
+    server = start_server("--max-message-bytes", "1KiB")
+    cases = [
+        (("-X", "POST", "--data", "x", f"{server.url}/v1/topics/bad%20name/messages"), 400, "topic_name_invalid"),
+        (("-X", "POST", "--data-binary", "x" * 2000, f"{server.url}/v1/topics/t/messages"), 413, "body_too_large"),
+        ((f"{server.url}/v1/topics/t/messages?after=-1",), 400, "invalid_parameter"),
+        ((f"{server.url}/v1/topics/t/messages?limit=0",), 400, "invalid_parameter"),
+        ((f"{server.url}/v1/topics/t/messages?wait=forever",), 400, "invalid_parameter"),
+        ((f"{server.url}/v1/ws",), 426, "websocket_required"),
+    ]
+    for args, status, code in cases:
+        got_status, body = curl(*args)
+        assert (got_status, json.loads(body)["error"]["code"]) == (status, code), args
+
+
+def test_websocket_multiplexes_topics_publishes_and_reports_errors(start_server):
+    server = start_server()
+    publish(server, "a", "backlog")
+
+    async def session():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "a", "after": 0}))
+            await ws.send(json.dumps({"op": "subscribe", "topic": "b"}))
+            frames = [json.loads(await ws.recv()) for _ in range(3)]
+            assert {f["type"] for f in frames} == {"subscribed", "message"}
+            assert [f["data"] for f in frames if f["type"] == "message"] == ["backlog"]
+            await ws.send("{broken")
+            assert json.loads(await ws.recv())["code"] == "invalid_json"
+            await ws.send(json.dumps({"op": "publish", "topic": "b", "data": "over ws", "ref": "r1"}))
+            got = [json.loads(await ws.recv()) for _ in range(2)]
+            assert {g["type"] for g in got} == {"published", "message"}
+            assert [g for g in got if g["type"] == "published"][0]["ref"] == "r1"
+            publish(server, "a", "from curl")
+            frame = json.loads(await ws.recv())
+            assert (frame["topic"], frame["offset"], frame["data"]) == ("a", 2, "from curl")
+            await ws.send(json.dumps({"op": "unsubscribe", "topic": "a"}))
+            assert json.loads(await ws.recv())["type"] == "unsubscribed"
+            await ws.send(json.dumps({"op": "subscribe", "topic": "bad name"}))
+            assert json.loads(await ws.recv())["code"] == "topic_name_invalid"
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, 5)
+
+    asyncio.run(session())
+
+
+def test_websocket_limits_subscriptions_per_connection(start_server):
+    server = start_server()
+
+    async def session():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/ws") as ws:
+            for index in range(101):
+                await ws.send(json.dumps({"op": "subscribe", "topic": f"t{index}"}))
+            frames = [json.loads(await ws.recv()) for _ in range(101)]
+            errors = [f for f in frames if f["type"] == "error"]
+            assert [e["code"] for e in errors] == ["too_many_subscriptions"]
+
+    asyncio.run(session())
+
+
+def test_kill_9_loses_no_acknowledged_message(start_server, tmp_path):
+    server = start_server()
+    acknowledged = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def publisher(name):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        index = 0
+        while not stop.is_set():
+            body = f"{name}-{index}".encode()
+            try:
+                connection.request("POST", "/v1/topics/crash/messages", body=body)
+                response = connection.getresponse()
+                answer = json.loads(response.read())
+            except Exception:
+                return
+            if response.status == 201:
+                with lock:
+                    acknowledged[answer["offset"]] = body
+            index += 1
+
+    threads = [threading.Thread(target=publisher, args=(f"p{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) > 50
+
+    restarted = start_server()
+    stored = {}
+    after = 0
+    while True:
+        answer = json.loads(curl(f"{restarted.url}/v1/topics/crash/messages?after={after}&limit=1000")[1])
+        if not answer["messages"]:
+            break
+        for message in answer["messages"]:
+            stored[message["offset"]] = message["data"].encode()
+        after = answer["next"]
+    assert sorted(stored) == list(range(1, len(stored) + 1))
+    for offset, body in acknowledged.items():
+        assert stored.get(offset) == body
