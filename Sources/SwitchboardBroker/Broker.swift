@@ -119,8 +119,9 @@ public final class Broker: Service, Sendable {
         if configuration.retention != RetentionPolicy() {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 _ = try? await applyRetention()
+                let interval = configuration.retentionInterval
                 try? await cancelWhenGracefulShutdown {
-                    try await Task.sleep(for: self.configuration.retentionInterval)
+                    try await Task.sleep(for: interval)
                 }
             }
         } else {

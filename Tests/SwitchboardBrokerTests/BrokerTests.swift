@@ -135,3 +135,25 @@ import Testing
         #expect(!TopicName.isValid(String(repeating: "a", count: 201)))
     }
 }
+
+@Suite struct BrokerServiceTests {
+    @Test func retentionLoopRunsAndStopsOnShutdown() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("broker-\(UUID().uuidString)")
+        var configuration = Broker.Configuration()
+        configuration.retention = RetentionPolicy(maxMessages: 2)
+        configuration.retentionInterval = .milliseconds(50)
+        let broker = Broker(store: try SQLiteStore(directory: directory.path), configuration: configuration)
+        for index in 1...5 {
+            _ = try await broker.publish(NewMessage(topic: "t", body: Data("m\(index)".utf8)))
+        }
+        let running = Task { try await broker.run() }
+        var earliest: Int64 = 0
+        for _ in 0..<100 where earliest != 4 {
+            try await Task.sleep(for: .milliseconds(20))
+            earliest = try await broker.read(topic: "t", after: 0, limit: 0).earliestOffset
+        }
+        #expect(earliest == 4)
+        running.cancel()
+        try await running.value
+    }
+}
