@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Acknowledged durable publishes per second: wrk with 64 keep-alive connections POSTing 256-byte
+# messages to one topic; every 201 is a message committed to SQLite (WAL, durability "process").
+# Prints the rate, latency and how many messages the log holds afterwards.
+#
+# Usage: benchmarks/publish-throughput.sh [duration=10s] [connections=64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+connections=${2:-64}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product switchboard >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
+    --log-level warning &
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+
+cat > "$work/publish.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 256)
+wrk.headers["Content-Type"] = "text/plain"
+done = function(summary, latency, requests)
+    io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect
+        + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+echo "wrk -t2 -c$connections -d$duration, 256-byte publishes to one topic"
+wrk -t2 -c"$connections" -d"$duration" --latency -s "$work/publish.lua" \
+    "http://127.0.0.1:$port/v1/topics/bench/messages" | grep -E "Requests/sec|50%|99%|non-2xx|requests in"
+curl -s "http://127.0.0.1:$port/v1/topics/bench/messages?limit=1" |
+    python3 -c 'import json,sys; a=json.load(sys.stdin); print("messages in the log:", a["latestOffset"])'
