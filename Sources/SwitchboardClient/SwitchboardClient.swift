@@ -7,7 +7,7 @@ import NIOHTTP1
 public struct SwitchboardClient: Sendable {
     /// Where the server is, such as `http://127.0.0.1:8080`.
     public let baseURL: String
-    private let http: HTTPClient
+    let http: HTTPClient
     private let timeout: TimeAmount
 
     public init(baseURL: String, httpClient: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
@@ -21,6 +21,12 @@ public struct SwitchboardClient: Sendable {
         public var status: HTTPResponseStatus
         public var headers: HTTPHeaders
         public var body: ByteBuffer
+
+        public init(status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
 
         public var text: String { String(buffer: body) }
     }
@@ -65,7 +71,7 @@ public struct SwitchboardClient: Sendable {
         public var store: String
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, from reply: Reply) throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, from reply: Reply) throws -> T {
         try JSONDecoder().decode(T.self, from: Data(try checked(reply).body.readableBytesView))
     }
 

@@ -234,3 +234,22 @@ def test_kill_9_loses_no_acknowledged_message(start_server, tmp_path):
     assert sorted(stored) == list(range(1, len(stored) + 1))
     for offset, body in acknowledged.items():
         assert stored.get(offset) == body
+
+
+def test_cli_publish_and_subscribe_over_every_transport(start_server):
+    from conftest import BINARY
+    server = start_server()
+    environment = {**os.environ, "SWITCHBOARD_URL": server.url}
+    first = subprocess.run([str(BINARY), "publish", "cli", "first"], capture_output=True, text=True, env=environment)
+    assert first.returncode == 0 and json.loads(first.stdout)["offset"] == 1
+    second = subprocess.run([str(BINARY), "publish", "cli", "-"], input="second", capture_output=True, text=True,
+                            env=environment)
+    assert json.loads(second.stdout)["offset"] == 2
+    for via in ("poll", "long-poll", "sse"):
+        result = subprocess.run(
+            [str(BINARY), "subscribe", "cli", "--via", via, "--after", "0", "--count", "2"],
+            capture_output=True, text=True, env=environment, timeout=20,
+        )
+        assert result.stdout.splitlines() == ["1\tfirst", "2\tsecond"], via
+    bad = subprocess.run([str(BINARY), "publish", "bad name", "x"], capture_output=True, text=True, env=environment)
+    assert bad.returncode == 1 and "topic_name_invalid" in bad.stderr
