@@ -28,14 +28,6 @@ struct MessageJSON: Codable, Sendable, Equatable {
     }
 }
 
-/// The answer to a publish: where the message now is.
-struct PublishedJSON: Codable, Sendable {
-    var topic: String
-    var offset: Int64
-    var id: String
-    var timestamp: Int64
-}
-
 /// The answer to a poll.
 struct MessagesJSON: Codable, Sendable {
     var topic: String

@@ -79,8 +79,11 @@ public struct TopicsAPI: Sendable {
                 body: Data(request.body.readableBytesView)
             )
         )
-        var response = try Response.json(
-            PublishedJSON(topic: topic, offset: stored.offset, id: stored.id, timestamp: stored.timestamp),
+        // Every field is a validated topic name, a UUID or a number: no escaping needed.
+        var response = Response.json(
+            ByteBuffer(
+                string: #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
+            ),
             status: .created
         )
         response.headers.add(name: "Location", value: "/v1/topics/\(topic)/messages?after=\(stored.offset - 1)&limit=1")
