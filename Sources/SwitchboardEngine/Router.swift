@@ -56,7 +56,9 @@ public struct Route: Sendable {
             switch segment {
             case .literal(let text) where text == component: continue
             case .literal: return nil
-            case .parameter(let name): parameters[name] = String(component).removingPercentEncoding ?? String(component)
+            case .parameter(let name):
+                let text = String(component)
+                parameters[name] = text.contains("%") ? (text.removingPercentEncoding ?? text) : text
             }
         }
         return parameters

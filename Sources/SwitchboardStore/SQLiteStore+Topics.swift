@@ -6,16 +6,13 @@ extension SQLiteStore: TopicStore {
         let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
         return try await pool.write { db in
             var nextOffsets: [String: Int64] = [:]
+            let createTopic = try db.cachedStatement(
+                sql: "INSERT INTO topics (name, next_offset) VALUES (?, 1) ON CONFLICT (name) DO NOTHING"
+            )
+            let nextOffset = try db.cachedStatement(sql: "SELECT next_offset FROM topics WHERE name = ?")
             for topic in Set(messages.map(\.topic)) {
-                try db.execute(
-                    sql: "INSERT INTO topics (name, next_offset) VALUES (?, 1) ON CONFLICT (name) DO NOTHING",
-                    arguments: [topic]
-                )
-                nextOffsets[topic] = try Int64.fetchOne(
-                    db,
-                    sql: "SELECT next_offset FROM topics WHERE name = ?",
-                    arguments: [topic]
-                )
+                try createTopic.execute(arguments: [topic])
+                nextOffsets[topic] = try Int64.fetchOne(nextOffset, arguments: [topic])
             }
             let insert = try db.cachedStatement(
                 sql: """
@@ -43,8 +40,9 @@ extension SQLiteStore: TopicStore {
                     )
                 )
             }
+            let advance = try db.cachedStatement(sql: "UPDATE topics SET next_offset = ? WHERE name = ?")
             for (topic, next) in nextOffsets {
-                try db.execute(sql: "UPDATE topics SET next_offset = ? WHERE name = ?", arguments: [next, topic])
+                try advance.execute(arguments: [next, topic])
             }
             return stored
         }
