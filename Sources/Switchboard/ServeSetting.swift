@@ -22,6 +22,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case retentionMessages = "retention-messages"
     case retentionAge = "retention-age"
     case sseHeartbeat = "sse-heartbeat"
+    case corsOrigins = "cors-origins"
 
     /// One line for `--help`, with the default.
     public var help: String {
@@ -47,6 +48,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .retentionMessages: "Messages each topic keeps; 0 keeps all (default 1000000)."
         case .retentionAge: "How long topics keep messages, e.g. 7d as 168h; 0 keeps them (default 168h)."
         case .sseHeartbeat: "Interval of SSE heartbeat comments (default 15s)."
+        case .corsOrigins: "Comma-separated web origins whose pages may read responses, or * (default none)."
         }
     }
 }

@@ -110,6 +110,9 @@ private struct SettingsReader {
         engine.drainTimeout =
             try read(.drainTimeout, expecting: "a duration such as 10s", SettingValue.duration)
             ?? engine.drainTimeout
+        if let origins = try read(.corsOrigins, expecting: "origins such as http://localhost:3000, or *", corsOrigins) {
+            engine.crossOrigin = CrossOriginPolicy(allowedOrigins: origins)
+        }
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
@@ -160,6 +163,12 @@ private struct SettingsReader {
 
     private func count(_ range: ClosedRange<Int>) -> (String) -> Int? {
         { Int($0).flatMap { range.contains($0) ? $0 : nil } }
+    }
+
+    private func corsOrigins(_ text: String) -> Set<String>? {
+        let origins = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let valid = origins.allSatisfy { $0 == "*" || $0.hasPrefix("http://") || $0.hasPrefix("https://") }
+        return valid && !origins.isEmpty ? Set(origins) : nil
     }
 
     private func positiveDuration(_ text: String) -> TimeAmount? {

@@ -82,7 +82,8 @@ public struct TopicsAPI: Sendable {
         // Every field is a validated topic name, a UUID or a number: no escaping needed.
         var response = Response.json(
             ByteBuffer(
-                string: #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
+                string:
+                    #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
             ),
             status: .created
         )

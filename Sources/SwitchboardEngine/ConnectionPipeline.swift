@@ -7,6 +7,7 @@ import NIOHTTP1
 /// WebSocket upgrade (when an endpoint is configured), journey timing, then the request handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
+    let crossOrigin: CrossOriginPolicy
     let responder: any HTTPResponder
     let metrics: EngineMetrics
     let logger: Logger
@@ -39,7 +40,7 @@ struct ConnectionPipeline: Sendable {
         ]
         let requestHandlers: [any RemovableChannelHandler] = [
             RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger),
-            HTTPRequestHandler(responder: responder, logger: logger),
+            HTTPRequestHandler(responder: responder, crossOrigin: crossOrigin, logger: logger),
         ]
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
         try pipeline.addHandler(encoder)

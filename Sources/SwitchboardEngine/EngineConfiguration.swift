@@ -18,6 +18,8 @@ public struct EngineConfiguration: Sendable {
     public var tcpFastOpenQueue: Int? = nil
     /// Request size, time and connection limits.
     public var limits: HTTPLimits = HTTPLimits()
+    /// Web origins whose pages may read responses (CORS). Default: none.
+    public var crossOrigin = CrossOriginPolicy()
     /// How long graceful shutdown waits for requests in flight before closing their connections.
     public var drainTimeout: TimeAmount = .seconds(10)
 

@@ -34,8 +34,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     private var state = State.idle
 
-    init(responder: any HTTPResponder, logger: Logger) {
+    private let crossOrigin: CrossOriginPolicy
+
+    init(responder: any HTTPResponder, crossOrigin: CrossOriginPolicy, logger: Logger) {
         self.responder = responder
+        self.crossOrigin = crossOrigin
         self.logger = logger
     }
 
@@ -171,6 +174,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !isClosing else { return }
         let keepAlive = request.isKeepAlive && !close
         var head = HTTPResponseHead(version: request.version, status: response.status, headers: response.headers)
+        crossOrigin.apply(request: request, to: &head.headers)
         if !keepAlive {
             head.headers.replaceOrAdd(name: "connection", value: "close")
             state = .closing

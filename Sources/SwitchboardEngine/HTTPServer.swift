@@ -120,6 +120,7 @@ public final class HTTPServer: Service, Sendable {
         let quiescer = ServerQuiescingHelper(group: group)
         let pipeline = ConnectionPipeline(
             limits: configuration.limits,
+            crossOrigin: configuration.crossOrigin,
             responder: responder,
             metrics: metrics,
             logger: logger,

@@ -36,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.retentionMessages.help)) var retentionMessages: String?
     @Option(help: .init(ServeSetting.retentionAge.help)) var retentionAge: String?
     @Option(help: .init(ServeSetting.sseHeartbeat.help)) var sseHeartbeat: String?
+    @Option(help: .init(ServeSetting.corsOrigins.help)) var corsOrigins: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -47,7 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxConnections, maxConnections), (.drainTimeout, drainTimeout), (.workerThreads, workerThreads),
             (.logLevel, logLevel), (.accessLog, accessLog), (.durability, durability),
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
-            (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat),
+            (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }

@@ -132,6 +132,21 @@ import Testing
         }
     }
 
+    @Test func allowedOriginsGetCORSHeadersOthersDoNot() async throws {
+        try await TestServer.run(configure: {
+            $0.crossOrigin = CrossOriginPolicy(allowedOrigins: ["http://app.example"])
+        }) { port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\n\r\n")
+            let allowed = try await connection.receive { $0.hasSuffix("hello") }
+            #expect(allowed.contains("Access-Control-Allow-Origin: http://app.example"))
+            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n")
+            let refused = try await connection.receive { $0.components(separatedBy: "hello").count == 3 }
+            #expect(refused.components(separatedBy: "Access-Control-Allow-Origin").count == 2)
+            await connection.close()
+        }
+    }
+
     @Test(arguments: ExecutionModel.allCases)
     func everyExecutionModelServesRequests(model: ExecutionModel) async throws {
         try await TestServer.run(configure: { $0.executionModel = model }) { port, _ in

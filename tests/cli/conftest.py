@@ -15,11 +15,11 @@ BINARY = Path(os.environ.get("SWITCHBOARD_BIN", ROOT / ".build" / "debug" / "swi
 class Server:
     """A `switchboard serve` process on a free port, with its log."""
 
-    def __init__(self, args, env, cwd):
+    def __init__(self, args, env, cwd, port=0):
         self.log_path = Path(cwd) / "server.log"
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", "127.0.0.1:0", *args],
+            [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", *args],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.port = self._wait_for_port()
@@ -51,10 +51,10 @@ class Server:
 def start_server(tmp_path):
     servers = []
 
-    def start(*args, env=None):
+    def start(*args, env=None, port=0):
         environment = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         environment.update(env or {})
-        server = Server(list(args), environment, tmp_path)
+        server = Server(list(args), environment, tmp_path, port)
         servers.append(server)
         return server
 
@@ -73,3 +73,10 @@ def curl(*args):
     )
     body, _, status = result.stdout.rpartition("\n")
     return int(status), body
+
+
+def free_port():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

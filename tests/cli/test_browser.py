@@ -1,0 +1,67 @@
+"""Headless Chromium's own EventSource and WebSocket receive every message, across a server restart."""
+import functools
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from conftest import curl, free_port
+
+PAGE_DIRECTORY = Path(__file__).parent
+
+
+@pytest.fixture
+def page_server():
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PAGE_DIRECTORY))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(browser, name, count, timeout=20):
+    deadline = time.monotonic() + timeout
+    received = []
+    while time.monotonic() < deadline:
+        received = browser.execute_script(f"return window.{name};")
+        if len(received) >= count:
+            return received
+        time.sleep(0.1)
+    return received
+
+
+def test_browser_receives_everything_and_resumes_after_restart(start_server, page_server, browser):
+    port = free_port()
+    server = start_server("--cors-origins", page_server, port=port)
+    browser.get(f"{page_server}/browser_page.html?server={server.url}")
+    for index in range(1, 21):
+        status, _ = curl("-X", "POST", "--data", f"m{index}", f"{server.url}/v1/topics/browser/messages")
+        assert status == 201
+    expected = [[index, f"m{index}"] for index in range(1, 21)]
+    assert wait_for(browser, "sse", 20) == expected
+    assert wait_for(browser, "ws", 20) == expected
+
+    assert server.stop() == 0
+    server = start_server("--cors-origins", page_server, port=port)
+    for index in range(21, 31):
+        status, _ = curl("-X", "POST", "--data", f"m{index}", f"{server.url}/v1/topics/browser/messages")
+        assert status == 201
+    expected = [[index, f"m{index}"] for index in range(1, 31)]
+    assert wait_for(browser, "sse", 30) == expected
+    assert wait_for(browser, "ws", 30) == expected
