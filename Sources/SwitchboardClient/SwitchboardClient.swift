@@ -87,6 +87,12 @@ public struct SwitchboardError: Error, CustomStringConvertible, Sendable {
     public var code: String
     public var message: String
 
+    init(status: HTTPResponseStatus, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
     init(_ reply: SwitchboardClient.Reply) {
         struct Envelope: Decodable {
             struct Detail: Decodable {

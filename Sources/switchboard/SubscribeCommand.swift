@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SwitchboardClient
 
-/// `switchboard subscribe TOPIC --via poll|long-poll|sse [--after N]`: prints each message as it comes.
+/// `switchboard subscribe TOPIC --via poll|long-poll|sse|ws [--after N]`: prints each message as it comes.
 struct SubscribeCommand: SwitchboardClientCommand {
     static let configuration = CommandConfiguration(
         commandName: "subscribe",
@@ -14,11 +14,12 @@ struct SubscribeCommand: SwitchboardClientCommand {
         case poll
         case longPoll = "long-poll"
         case sse
+        case ws
     }
 
     @OptionGroup var client: ClientOptions
     @Argument(help: "The topic.") var topic: String
-    @Option(help: "How to receive: poll, long-poll or sse.") var via: Transport = .sse
+    @Option(help: "How to receive: poll, long-poll, sse or ws.") var via: Transport = .sse
     @Option(help: "Start after this offset (default: new messages only).") var after: Int64?
     @Option(help: "Stop after this many messages.") var count: Int?
     @Option(help: "Seconds between short polls.") var interval: Double = 1
@@ -37,6 +38,10 @@ struct SubscribeCommand: SwitchboardClientCommand {
                 for try await event in try await switchboard.events(topic: topic, after: after) {
                     guard event.event == nil, let offset = event.id.flatMap(Int64.init) else { continue }
                     if emit(offset: offset, data: event.data) { return }
+                }
+            case .ws:
+                for try await message in try await switchboard.webSocketMessages(topic: topic, after: after) {
+                    if emit(offset: message.offset, data: message.data ?? message.dataBase64 ?? "") { return }
                 }
             case .poll, .longPoll:
                 var position: Int64

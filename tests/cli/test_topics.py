@@ -245,7 +245,7 @@ def test_cli_publish_and_subscribe_over_every_transport(start_server):
     second = subprocess.run([str(BINARY), "publish", "cli", "-"], input="second", capture_output=True, text=True,
                             env=environment)
     assert json.loads(second.stdout)["offset"] == 2
-    for via in ("poll", "long-poll", "sse"):
+    for via in ("poll", "long-poll", "sse", "ws"):
         result = subprocess.run(
             [str(BINARY), "subscribe", "cli", "--via", via, "--after", "0", "--count", "2"],
             capture_output=True, text=True, env=environment, timeout=20,
