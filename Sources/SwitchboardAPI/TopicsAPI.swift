@@ -195,25 +195,22 @@ public struct TopicsAPI: Sendable {
     }
 
     static func topic(of request: Request) throws -> String {
-        let topic = request.parameters["topic"] ?? ""
-        guard TopicName.isValid(topic) else {
-            throw HTTPError.badRequest(
-                code: "topic_name_invalid",
-                message: "Topic names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
-            )
-        }
-        return topic
+        try name(request.parameters["topic"], kind: "Topic", code: "topic_name_invalid")
     }
 
     private static func groupName(of request: Request) throws -> String {
-        let group = request.parameters["group"] ?? ""
-        guard TopicName.isValid(group) else {
+        try name(request.parameters["group"], kind: "Group", code: "group_name_invalid")
+    }
+
+    /// A topic or group name, checked against the one naming rule.
+    private static func name(_ value: String?, kind: String, code: String) throws -> String {
+        guard let value, TopicName.isValid(value) else {
             throw HTTPError.badRequest(
-                code: "group_name_invalid",
-                message: "Group names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
+                code: code,
+                message: "\(kind) names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
             )
         }
-        return group
+        return value
     }
 }
 

@@ -91,33 +91,11 @@ extension SwitchboardClient {
         let kind = try JSONDecoder().decode(ServerFrame.self, from: bytes)
         switch kind.type {
         case "message":
-            continuation.yield(try JSONDecoder().decode(MessageFrame.self, from: bytes).message)
+            continuation.yield(try JSONDecoder().decode(Message.self, from: bytes))
         case "error":
             throw SwitchboardError(status: .badRequest, code: kind.code ?? "error", message: kind.message ?? "")
         default:
             break  // subscribed, trimmed, pong
-        }
-    }
-
-    /// A `message` frame of the WebSocket protocol.
-    private struct MessageFrame: Decodable {
-        var topic: String
-        var offset: Int64
-        var id: String
-        var timestamp: Int64
-        var data: String?
-        var dataBase64: String?
-
-        var message: Message {
-            Message(
-                topic: topic,
-                offset: offset,
-                id: id,
-                timestamp: timestamp,
-                contentType: nil,
-                data: data,
-                dataBase64: dataBase64
-            )
         }
     }
 }

@@ -46,22 +46,24 @@ def wait_for(browser, name, count, timeout=20):
     return received
 
 
+def publish_range(server, first, last):
+    for index in range(first, last + 1):
+        status, _ = curl("-X", "POST", "--data", f"m{index}", f"{server.url}/v1/topics/browser/messages")
+        assert status == 201
+
+
 def test_browser_receives_everything_and_resumes_after_restart(start_server, page_server, browser):
     port = free_port()
     server = start_server("--cors-origins", page_server, port=port)
     browser.get(f"{page_server}/browser_page.html?server={server.url}")
-    for index in range(1, 21):
-        status, _ = curl("-X", "POST", "--data", f"m{index}", f"{server.url}/v1/topics/browser/messages")
-        assert status == 201
+    publish_range(server, 1, 20)
     expected = [[index, f"m{index}"] for index in range(1, 21)]
     assert wait_for(browser, "sse", 20) == expected
     assert wait_for(browser, "ws", 20) == expected
 
     assert server.stop() == 0
     server = start_server("--cors-origins", page_server, port=port)
-    for index in range(21, 31):
-        status, _ = curl("-X", "POST", "--data", f"m{index}", f"{server.url}/v1/topics/browser/messages")
-        assert status == 201
+    publish_range(server, 21, 30)
     expected = [[index, f"m{index}"] for index in range(1, 31)]
     assert wait_for(browser, "sse", 30) == expected
     assert wait_for(browser, "ws", 30) == expected
