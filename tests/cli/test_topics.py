@@ -253,3 +253,29 @@ def test_cli_publish_and_subscribe_over_every_transport(start_server):
         assert result.stdout.splitlines() == ["1\tfirst", "2\tsecond"], via
     bad = subprocess.run([str(BINARY), "publish", "bad name", "x"], capture_output=True, text=True, env=environment)
     assert bad.returncode == 1 and "topic_name_invalid" in bad.stderr
+
+
+def test_sigterm_ends_open_streams_promptly(start_server):
+    server = start_server()
+    sse = subprocess.Popen(["curl", "-sN", f"{server.url}/v1/topics/x/events"], stdout=subprocess.PIPE, text=True)
+    closed = {}
+
+    async def websocket_client():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "x"}))
+            await ws.recv()
+            await asyncio.sleep(0.5)
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed as error:
+                closed["code"] = error.rcvd.code if error.rcvd else None
+
+    client = threading.Thread(target=lambda: asyncio.run(websocket_client()))
+    client.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 5, "open streams held up shutdown"
+    client.join(10)
+    assert closed.get("code") == 1001
+    assert sse.wait(5) == 0
