@@ -53,8 +53,10 @@ public struct TopicsAPI: Sendable {
                 headers: ["Upgrade": "websocket"]
             )
         }
-        router.add(.POST, "/v1/topics/{topic}/messages", maxBodyBytes: configuration.maxMessageBytes) { request in
-            try await publish(request)
+        router.addFuture(.POST, "/v1/topics/{topic}/messages", maxBodyBytes: configuration.maxMessageBytes) {
+            request,
+            eventLoop in
+            publish(request, on: eventLoop)
         }
         router.add(.GET, "/v1/topics/{topic}/messages") { request in
             try await poll(request)
@@ -70,25 +72,37 @@ public struct TopicsAPI: Sendable {
         }
     }
 
-    private func publish(_ request: Request) async throws -> Response {
-        let topic = try Self.topic(of: request)
-        let stored = try await broker.publish(
+    /// Hands the message to the group committer and answers 201 from the event loop once it is durable.
+    private func publish(_ request: Request, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        let topic: String
+        do {
+            topic = try Self.topic(of: request)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let promise = eventLoop.makePromise(of: StoredMessage.self)
+        broker.publish(
             NewMessage(
                 topic: topic,
                 contentType: request.head.headers.first(name: "content-type"),
                 body: Data(request.body.readableBytesView)
             )
-        )
-        // Every field is a validated topic name, a UUID or a number: no escaping needed.
-        var response = Response.json(
-            ByteBuffer(
-                string:
-                    #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
-            ),
-            status: .created
-        )
-        response.headers.add(name: "Location", value: "/v1/topics/\(topic)/messages?after=\(stored.offset - 1)&limit=1")
-        return response
+        ) { promise.completeWith($0) }
+        return promise.futureResult.map { stored in
+            // Every field is a validated topic name, a UUID or a number: no escaping needed.
+            var response = Response.json(
+                ByteBuffer(
+                    string:
+                        #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
+                ),
+                status: .created
+            )
+            response.headers.add(
+                name: "Location",
+                value: "/v1/topics/\(topic)/messages?after=\(stored.offset - 1)&limit=1"
+            )
+            return response
+        }
     }
 
     private func poll(_ request: Request) async throws -> Response {

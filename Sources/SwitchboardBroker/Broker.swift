@@ -39,6 +39,15 @@ public final class Broker: Service, Sendable {
         try await committer.append(message)
     }
 
+    /// Appends a message and calls `completion` once it is durable (or has failed), from the committing
+    /// task: for callers such as event loops that should not start a task per publish.
+    public func publish(
+        _ message: NewMessage,
+        completion: @escaping @Sendable (Result<StoredMessage, any Error>) -> Void
+    ) {
+        committer.append(message, completion: completion)
+    }
+
     /// Up to `limit` messages after `after`, at once.
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
         try await store.read(topic: topic, after: after, limit: limit)

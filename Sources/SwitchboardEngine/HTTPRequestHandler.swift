@@ -111,6 +111,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .immediate(let handle):
             state = .responding(nil)
             respond(response(from: { try handle(request) }, for: request), to: request.head, context: context)
+        case .future(let handle):
+            state = .responding(nil)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let logger = self.logger
+            handle(request, context.eventLoop).whenComplete { result in
+                let (handler, context) = loopBound.value
+                let response: Response
+                switch result {
+                case .success(let success): response = success
+                case .failure(let error): response = Self.response(to: error, for: request, logger: logger)
+                }
+                handler.respond(response, to: request.head, context: context)
+            }
         case .async(let handle):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let logger = self.logger

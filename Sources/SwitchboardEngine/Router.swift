@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 
 /// Decides from a request head alone which handler serves it and how large its body may be.
@@ -24,6 +25,9 @@ public struct Route: Sendable {
         case immediate(@Sendable (Request) throws -> Response)
         /// Runs in a task: for anything that awaits (the store, other services, timers).
         case async(@Sendable (Request) async throws -> Response)
+        /// Starts on the connection's event loop and answers through a future of that loop: for work
+        /// handed to another component that completes it later, without a task per request.
+        case future(@Sendable (Request, any EventLoop) -> EventLoopFuture<Response>)
     }
 
     public var method: HTTPMethod
@@ -87,6 +91,16 @@ public struct Router: HTTPResponder {
         handler: @escaping @Sendable (Request) async throws -> Response
     ) {
         add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .async(handler)))
+    }
+
+    /// Adds a route whose handler answers through a future of the connection's event loop.
+    public mutating func addFuture(
+        _ method: HTTPMethod,
+        _ pattern: String,
+        maxBodyBytes: Int? = nil,
+        handler: @escaping @Sendable (Request, any EventLoop) -> EventLoopFuture<Response>
+    ) {
+        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .future(handler)))
     }
 
     /// Adds a route whose handler never waits; it runs inline on the connection's event loop.
