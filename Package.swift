@@ -114,6 +114,7 @@ let package = Package(
             dependencies: [
                 "Switchboard",
                 "SwitchboardClient",
+                "SwitchboardStore",
             ]
         ),
     ]

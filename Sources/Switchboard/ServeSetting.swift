@@ -21,6 +21,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case maxMessageBytes = "max-message-bytes"
     case retentionMessages = "retention-messages"
     case retentionAge = "retention-age"
+    case topicRetention = "topic-retention"
     case sseHeartbeat = "sse-heartbeat"
     case corsOrigins = "cors-origins"
 
@@ -47,8 +48,14 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .maxMessageBytes: "Largest topic message, e.g. 1MiB; over it 413 (default 1MiB)."
         case .retentionMessages: "Messages each topic keeps; 0 keeps all (default 1000000)."
         case .retentionAge: "How long topics keep messages, e.g. 7d as 168h; 0 keeps them (default 168h)."
+        case .topicRetention:
+            "Per-topic retention, TOPIC=MESSAGES/AGE[,…], e.g. audit=0/720h,chat=1000/ (default none)."
         case .sseHeartbeat: "Interval of SSE heartbeat comments (default 15s)."
         case .corsOrigins: "Comma-separated web origins whose pages may read responses, or * (default none)."
         }
     }
+
+    /// Settings that take several values: comma-separated on the command line and in the environment,
+    /// a list in the config file.
+    public var isList: Bool { self == .topicRetention }
 }

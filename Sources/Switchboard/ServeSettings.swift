@@ -38,7 +38,9 @@ extension ServeSettings {
     ) async throws -> ServeSettings {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for (setting, value) in commandLine {
-            values[AbsoluteConfigKey([setting.rawValue])] = ConfigValue(.string(value), isSecret: false)
+            let content: ConfigContent =
+                setting.isList ? .stringArray(value.split(separator: ",").map(String.init)) : .string(value)
+            values[AbsoluteConfigKey([setting.rawValue])] = ConfigValue(content, isSecret: false)
         }
         var providers: [any ConfigProvider] = [
             InMemoryProvider(name: "flags", values: values),
@@ -145,6 +147,7 @@ private struct SettingsReader {
             retention.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
         }
         settings.broker.retention = retention
+        settings.broker.topicRetention = try topicRetention(defaults: retention)
         return settings
     }
 
@@ -163,6 +166,41 @@ private struct SettingsReader {
 
     private func count(_ range: ClosedRange<Int>) -> (String) -> Int? {
         { Int($0).flatMap { range.contains($0) ? $0 : nil } }
+    }
+
+    /// `TOPIC=MESSAGES/AGE` entries; an empty part keeps the default's, 0 means no limit.
+    private func topicRetention(defaults: RetentionPolicy) throws -> [String: RetentionPolicy] {
+        let key = ServeSetting.topicRetention.rawValue
+        var policies: [String: RetentionPolicy] = [:]
+        for entry in config.stringArray(forKey: ConfigKey([key])) ?? [] {
+            guard let policy = retentionPolicy(entry, defaults: defaults) else {
+                throw SettingsError(
+                    key: key,
+                    problem: "expected TOPIC=MESSAGES/AGE such as audit=0/720h, got '\(entry)'"
+                )
+            }
+            policies[policy.topic] = policy.policy
+        }
+        return policies
+    }
+
+    private func retentionPolicy(
+        _ entry: String,
+        defaults: RetentionPolicy
+    ) -> (topic: String, policy: RetentionPolicy)? {
+        let parts = entry.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, TopicName.isValid(parts[0]) else { return nil }
+        let limits = parts[1].split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        var policy = defaults
+        if let count = limits.first, !count.isEmpty {
+            guard let value = Int64(count), value >= 0 else { return nil }
+            policy.maxMessages = value == 0 ? nil : value
+        }
+        if limits.count > 1, !limits[1].isEmpty {
+            guard let age = SettingValue.duration(String(limits[1])) else { return nil }
+            policy.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
+        }
+        return (String(parts[0]), policy)
     }
 
     private func corsOrigins(_ text: String) -> Set<String>? {

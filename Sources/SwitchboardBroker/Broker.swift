@@ -13,8 +13,10 @@ public final class Broker: Service, Sendable {
         public var subscriberBuffer = 4096
         /// Messages read from the store at once while catching up.
         public var catchUpBatch = 512
-        /// What every topic keeps.
+        /// What every topic keeps, unless `topicRetention` names it.
         public var retention = RetentionPolicy()
+        /// What particular topics keep instead.
+        public var topicRetention: [String: RetentionPolicy] = [:]
         /// How often retention runs.
         public var retentionInterval: Duration = .seconds(30)
 
@@ -119,13 +121,14 @@ public final class Broker: Service, Sendable {
     public func applyRetention(now: Date = Date()) async throws -> Int {
         var removed = 0
         for topic in try await store.topicNames() {
-            removed += try await store.trim(topic: topic, keeping: configuration.retention, now: now)
+            let policy = configuration.topicRetention[topic] ?? configuration.retention
+            removed += try await store.trim(topic: topic, keeping: policy, now: now)
         }
         return removed
     }
 
     public func run() async throws {
-        if configuration.retention != RetentionPolicy() {
+        if configuration.retention != RetentionPolicy() || !configuration.topicRetention.isEmpty {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 _ = try? await applyRetention()
                 let interval = configuration.retentionInterval

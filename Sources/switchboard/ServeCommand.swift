@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.retentionAge.help)) var retentionAge: String?
     @Option(help: .init(ServeSetting.sseHeartbeat.help)) var sseHeartbeat: String?
     @Option(help: .init(ServeSetting.corsOrigins.help)) var corsOrigins: String?
+    @Option(help: .init(ServeSetting.topicRetention.help)) var topicRetention: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -49,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.logLevel, logLevel), (.accessLog, accessLog), (.durability, durability),
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
+            (.topicRetention, topicRetention),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }

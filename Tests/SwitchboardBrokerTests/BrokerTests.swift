@@ -112,6 +112,20 @@ import Testing
         #expect(rest.map(\.offset) == [8, 9, 10])
     }
 
+    @Test func topicRetentionOverridesTheDefault() async throws {
+        let broker = try makeBroker {
+            $0.retention = RetentionPolicy(maxMessages: 5)
+            $0.topicRetention = ["small": RetentionPolicy(maxMessages: 1)]
+        }
+        for index in 1...3 {
+            _ = try await publish(broker, "small", "s\(index)")
+            _ = try await publish(broker, "big", "b\(index)")
+        }
+        try await broker.applyRetention()
+        #expect(try await broker.read(topic: "small", after: 0, limit: 10).earliestOffset == 3)
+        #expect(try await broker.read(topic: "big", after: 0, limit: 10).earliestOffset == 1)
+    }
+
     @Test func retentionByAgeDropsOldMessages() async throws {
         let broker = try makeBroker { $0.retention = RetentionPolicy(maxAgeSeconds: 60) }
         for index in 1...3 { _ = try await publish(broker, "t", "m\(index)") }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardStore
 import Testing
 
 @testable import Switchboard
@@ -89,6 +90,23 @@ import Testing
         let broken = try temporaryFile(named: "broken.yaml", contents: "listen: [unclosed\n")
         await #expect(throws: SettingsError.self) {
             _ = try await ServeSettings.resolve(configFile: broken, environment: [:])
+        }
+    }
+
+    @Test func topicRetentionComesFromFlagsEnvironmentOrAYAMLList() async throws {
+        let fromFlag = try await ServeSettings.resolve(
+            commandLine: [.topicRetention: "audit=0/720h,chat=1000/"],
+            environment: [:]
+        )
+        #expect(fromFlag.broker.topicRetention["audit"] == RetentionPolicy(maxMessages: nil, maxAgeSeconds: 720 * 3600))
+        #expect(fromFlag.broker.topicRetention["chat"] == RetentionPolicy(maxMessages: 1000, maxAgeSeconds: 168 * 3600))
+        let fromEnvironment = try await ServeSettings.resolve(environment: ["SWITCHBOARD_TOPIC_RETENTION": "logs=5/1m"])
+        #expect(fromEnvironment.broker.topicRetention["logs"] == RetentionPolicy(maxMessages: 5, maxAgeSeconds: 60))
+        let file = try temporaryFile(named: "retention.yaml", contents: "topic-retention:\n  - orders=10/\n")
+        let fromFile = try await ServeSettings.resolve(configFile: file, environment: [:])
+        #expect(fromFile.broker.topicRetention["orders"]?.maxMessages == 10)
+        await #expect(throws: SettingsError.self) {
+            _ = try await ServeSettings.resolve(commandLine: [.topicRetention: "no-equals-sign"], environment: [:])
         }
     }
 
