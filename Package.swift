@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardStore",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -27,9 +27,10 @@ public final class ServeNode: Sendable {
     ) throws {
         self.settings = settings
         self.store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
-        self.broker = Broker(store: store, configuration: settings.broker)
         self.workers = WorkerPool(threads: settings.workerThreads)
         self.registry = PrometheusCollectorRegistry()
+        let metrics = PrometheusMetricsFactory(registry: registry)
+        self.broker = Broker(store: store, configuration: settings.broker, metrics: metrics)
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
         OperationsAPI(store: store, registry: registry).register(in: &router)
         let topics = TopicsAPI(broker: broker, configuration: settings.topics)
@@ -40,7 +41,7 @@ public final class ServeNode: Sendable {
         let server = HTTPServer(
             configuration: settings.engine,
             responder: router,
-            metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
+            metrics: EngineMetrics(factory: metrics),
             logger: logger,
             accessLogger: settings.accessLog ? accessLogger : nil,
             webSockets: [topics.webSocketEndpoint],

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import ServiceLifecycle
 import SwitchboardStore
@@ -28,8 +29,13 @@ public final class Broker: Service, Sendable {
     private let committer: GroupCommitter
     private let subscribers: SubscriberRegistry
 
-    public init(store: any TopicStore, configuration: Configuration = Configuration()) {
-        let subscribers = SubscriberRegistry(queueCapacity: configuration.subscriberBuffer)
+    /// - Parameter metrics: where `switchboard_subscribers` goes.
+    public init(
+        store: any TopicStore,
+        configuration: Configuration = Configuration(),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
+        let subscribers = SubscriberRegistry(queueCapacity: configuration.subscriberBuffer, metrics: metrics)
         self.store = store
         self.configuration = configuration
         self.subscribers = subscribers

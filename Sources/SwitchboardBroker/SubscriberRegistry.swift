@@ -1,3 +1,4 @@
+import CoreMetrics
 import SwitchboardStore
 import Synchronization
 
@@ -5,23 +6,32 @@ import Synchronization
 final class SubscriberRegistry: Sendable {
     private let topics = Mutex<[String: [ObjectIdentifier: SubscriberQueue]]>([:])
     private let queueCapacity: Int
+    /// Live subscriptions and long polls waiting, as `switchboard_subscribers`.
+    private let gauge: Meter
 
-    init(queueCapacity: Int) {
+    init(queueCapacity: Int, metrics: any MetricsFactory) {
         self.queueCapacity = queueCapacity
+        self.gauge = Meter(label: "switchboard_subscribers", factory: metrics)
     }
 
     func register(topic: String) -> SubscriberQueue {
         let queue = SubscriberQueue(capacity: queueCapacity)
         topics.withLock { $0[topic, default: [:]][ObjectIdentifier(queue)] = queue }
+        gauge.increment()
         return queue
     }
 
     func unregister(_ queue: SubscriberQueue, from topic: String) {
-        topics.withLock { all in
-            all[topic]?[ObjectIdentifier(queue)] = nil
-            if all[topic]?.isEmpty == true {
-                all[topic] = nil
+        let removed = topics.withLock { all in
+            defer {
+                if all[topic]?.isEmpty == true {
+                    all[topic] = nil
+                }
             }
+            return all[topic]?.removeValue(forKey: ObjectIdentifier(queue)) != nil
+        }
+        if removed {
+            gauge.decrement()
         }
     }
 

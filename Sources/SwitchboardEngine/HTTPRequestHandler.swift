@@ -16,8 +16,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case readingBody(RoutedRequest, body: ByteBuffer?)
         /// The request was answered before its body ended; its remaining parts are dropped.
         case skippingBody
-        /// The handler or a streamed body is running; its task is cancelled if the client goes.
-        case responding(Task<Void, Never>?)
+        /// The handler or a streamed body is running.
+        case responding
         /// The connection is closing: everything further is dropped.
         case closing
     }
@@ -33,6 +33,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let responder: any HTTPResponder
     private let logger: Logger
     private var state = State.idle
+    /// The task of an async handler or a streamed body, cancelled if the client goes away.
+    private var runningTask: Task<Void, Never>?
 
     private let crossOrigin: CrossOriginPolicy
 
@@ -78,9 +80,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .responding(let task) = state {
-            task?.cancel()
-        }
+        runningTask?.cancel()
+        runningTask = nil
         state = .closing
         context.fireChannelInactive()
     }
@@ -109,10 +110,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func run(_ handler: Route.Handler, for request: Request, context: ChannelHandlerContext) {
         switch handler {
         case .immediate(let handle):
-            state = .responding(nil)
+            state = .responding
             respond(response(from: { try handle(request) }, for: request), to: request.head, context: context)
         case .future(let handle):
-            state = .responding(nil)
+            state = .responding
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let logger = self.logger
             handle(request, context.eventLoop).whenComplete { result in
@@ -127,7 +128,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .async(let handle):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let logger = self.logger
-            state = .responding(Self.start(handle, for: request, on: loopBound, logger: logger))
+            state = .responding
+            runningTask = Self.start(handle, for: request, on: loopBound, logger: logger)
         }
     }
 
@@ -234,15 +236,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 loopBound.execute { _, context in context.close(promise: nil) }
             }
         }
-        if !isClosing {
-            state = .responding(task)
-        }
+        runningTask = task
     }
 
     /// Ends the response; the connection then serves the next request or closes.
     private func finish(keepAlive: Bool, context: ChannelHandlerContext) {
         // The state changes first: writing the end lets the pipelining handler deliver the next
         // request at once, re-entering `channelRead`.
+        runningTask = nil
         switch state {
         case _ where !keepAlive: state = .closing
         case .responding: state = .idle

@@ -279,3 +279,21 @@ def test_sigterm_ends_open_streams_promptly(start_server):
     client.join(10)
     assert closed.get("code") == 1001
     assert sse.wait(5) == 0
+
+
+def subscribers(server):
+    metrics = curl(f"{server.url}/metrics")[1]
+    return int(float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("switchboard_subscribers "))))
+
+
+def test_streams_release_their_subscriptions_when_clients_go(start_server):
+    server = start_server()
+    for http_version in ("--http1.1", "--http1.0"):  # keep-alive, and Connection: close
+        subprocess.run(
+            ["curl", "-sN", http_version, "--max-time", "0.5", f"{server.url}/v1/topics/gone/events"],
+            capture_output=True,
+        )
+    deadline = time.monotonic() + 5
+    while subscribers(server) != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert subscribers(server) == 0
