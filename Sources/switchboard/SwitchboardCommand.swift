@@ -6,7 +6,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "One server for every way a backend talks.",
-        subcommands: [ServeCommand.self, PublishCommand.self, SubscribeCommand.self],
+        subcommands: [ServeCommand.self, PublishCommand.self, SubscribeCommand.self, BenchCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -297,3 +297,17 @@ def test_streams_release_their_subscriptions_when_clients_go(start_server):
     while subscribers(server) != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert subscribers(server) == 0
+
+
+def test_bench_counts_every_delivery_exactly(start_server):
+    from conftest import BINARY
+    server = start_server("--access-log", "off")
+    for via in ("ws", "sse"):
+        result = subprocess.run(
+            [str(BINARY), "bench", "--url", server.url, "--subscribers", "20", "--rate", "20", "--seconds", "2",
+             "--via", via],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "published 40, deliveries 800 of 800 (100.000 %)" in result.stdout, result.stdout
+        assert "missing 0  duplicated 0  out-of-order 0" in result.stdout
