@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fan-out, side by side in one run: one publisher, N subscribers, at each rate R (messages/s), through
 # the neutral referee in ../shared/bench/fanout (uvloop + picows subscribers, timestamps in the
-# payload, loss/duplicate/order accounting) — Switchboard over WebSocket and SSE, and NATS over
-# WebSocket. Deliveries/s = N x R.
+# payload, loss/duplicate/order accounting) — Switchboard over WebSocket and SSE, NATS over WebSocket
+# and Pushpin over SSE. Deliveries/s = N x R.
 #
 # Usage: benchmarks/fanout.sh [subscribers=1000] [rates=20,50,100] [seconds=10]
-# Needs: nats-server (apt) and a virtualenv with uvloop, picows and numpy (made in /tmp/fanout-venv).
+# Needs: nats-server, pushpin and zurl (apt) and a virtualenv with uvloop, picows and numpy (made in
+# /tmp/fanout-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subscribers=${1:-1000}
@@ -16,7 +17,9 @@ venv=/tmp/fanout-venv
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
+for tool in nats-server pushpin zurl; do
+    command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server pushpin zurl >/dev/null; }
+done
 [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q uvloop picows numpy; }
 swift build -c release --product switchboard >/dev/null
 
@@ -32,5 +35,7 @@ for rate in ${rates//,/ }; do
             -n "$subscribers" -r "$rate" -d "$seconds" --server-pid "$pid" 2>&1 | report)
         kill -TERM "$pid"; wait "$pid" || true
     done
-    (cd "$referee" && "$venv/bin/python" fanout.py -t nats -n "$subscribers" -r "$rate" -d "$seconds" 2>&1 | report)
+    for peer in nats pushpin; do
+        (cd "$referee" && "$venv/bin/python" fanout.py -t "$peer" -n "$subscribers" -r "$rate" -d "$seconds" 2>&1 | report)
+    done
 done
