@@ -62,6 +62,7 @@ let package = Package(
                 "SwitchboardBroker",
                 "SwitchboardEngine",
                 "SwitchboardStore",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -114,6 +115,7 @@ let package = Package(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",
+                "SwitchboardAPI",
                 "SwitchboardClient",
                 "SwitchboardStore",
             ]

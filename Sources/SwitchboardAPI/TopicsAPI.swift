@@ -27,6 +27,8 @@ public struct TopicsAPI: Sendable {
 
     let broker: Broker
     let configuration: Configuration
+    /// Message encodings shared by every SSE and WebSocket subscriber.
+    let encodings = EncodingCache()
 
     public init(broker: Broker, configuration: Configuration = Configuration()) {
         self.broker = broker
@@ -36,10 +38,11 @@ public struct TopicsAPI: Sendable {
     /// `GET /v1/ws`: the topics over WebSocket (see `WebSocketProtocol`).
     public var webSocketEndpoint: WebSocketEndpoint {
         let broker = self.broker
+        let encodings = self.encodings
         let limit = configuration.maxSubscriptionsPerConnection
         return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { channel, _ in
             try channel.pipeline.syncOperations.addHandler(
-                TopicWebSocketSession(broker: broker, maxSubscriptions: limit)
+                TopicWebSocketSession(broker: broker, encodings: encodings, maxSubscriptions: limit)
             )
         }
     }
@@ -184,6 +187,7 @@ public struct TopicsAPI: Sendable {
         }
         let subscription = try await broker.subscribe(topic: topic, after: after)
         let stream = SubscriptionBox(subscription)
+        let encodings = self.encodings
         let heartbeat = configuration.sseHeartbeat
         let retry = configuration.sseRetryMilliseconds
         return Response(
@@ -202,7 +206,7 @@ public struct TopicsAPI: Sendable {
                 }
                 defer { beat.cancel() }
                 while let event = try await stream.subscription.next() {
-                    try await writer.write(ServerSentEvents.encode(event))
+                    try await writer.write(ServerSentEvents.encode(event, cache: encodings))
                 }
             }
         )
