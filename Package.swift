@@ -62,7 +62,6 @@ let package = Package(
                 "SwitchboardBroker",
                 "SwitchboardEngine",
                 "SwitchboardStore",
-                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -115,7 +114,6 @@ let package = Package(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",
-                "SwitchboardAPI",
                 "SwitchboardClient",
                 "SwitchboardStore",
             ]

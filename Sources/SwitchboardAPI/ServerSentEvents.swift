@@ -6,30 +6,23 @@ import SwitchboardStore
 enum ServerSentEvents {
     /// One event per message, `id:` its offset, one `data:` line per line of its body; a `trimmed`
     /// event when retention removed messages the client had not read.
-    static func encode(_ event: Subscription.Event, cache: EncodingCache) -> ByteBuffer {
+    static func encode(_ event: Subscription.Event) -> ByteBuffer {
         var buffer = ByteBuffer()
         switch event {
         case .messages(let messages):
             for message in messages {
-                var encoded = cache.encoded(message, as: .serverSentEvent, by: encode)
-                buffer.writeBuffer(&encoded)
+                buffer.writeString("id: \(message.offset)\n")
+                let text = String(decoding: message.body, as: UTF8.self)
+                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                    buffer.writeString("data: ")
+                    buffer.writeString(line.hasSuffix("\r") ? String(line.dropLast()) : String(line))
+                    buffer.writeString("\n")
+                }
+                buffer.writeString("\n")
             }
         case .trimmed(let earliest):
             buffer.writeString("event: trimmed\nid: \(earliest - 1)\ndata: {\"earliestOffset\":\(earliest)}\n\n")
         }
-        return buffer
-    }
-
-    static func encode(_ message: StoredMessage) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeString("id: \(message.offset)\n")
-        let text = String(decoding: message.body, as: UTF8.self)
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            buffer.writeString("data: ")
-            buffer.writeString(line.hasSuffix("\r") ? String(line.dropLast()) : String(line))
-            buffer.writeString("\n")
-        }
-        buffer.writeString("\n")
         return buffer
     }
 }

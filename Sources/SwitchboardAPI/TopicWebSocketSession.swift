@@ -13,15 +13,13 @@ final class TopicWebSocketSession: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let broker: Broker
-    private let encodings: EncodingCache
     private let maxSubscriptions: Int
     private var subscriptions: [String: Task<Void, Never>] = [:]
     private var publishes: [ObjectIdentifier: Task<Void, Never>] = [:]
     private var closing = false
 
-    init(broker: Broker, encodings: EncodingCache, maxSubscriptions: Int) {
+    init(broker: Broker, maxSubscriptions: Int) {
         self.broker = broker
-        self.encodings = encodings
         self.maxSubscriptions = maxSubscriptions
     }
 
@@ -97,7 +95,6 @@ final class TopicWebSocketSession: ChannelInboundHandler {
         }
         let writer = FrameWriter(context: context, handler: self)
         let broker = self.broker
-        let encodings = self.encodings
         let after = message.after
         subscriptions[topic] = Task {
             do {
@@ -106,9 +103,7 @@ final class TopicWebSocketSession: ChannelInboundHandler {
                 while let event = try await subscription.next() {
                     switch event {
                     case .messages(let messages):
-                        try await writer.send(
-                            messages.map { encodings.encoded($0, as: .webSocket, by: WebSocketProtocol.message) }
-                        )
+                        try await writer.send(messages.map(WebSocketProtocol.message))
                     case .trimmed(let earliest):
                         try await writer.send([WebSocketProtocol.trimmed(topic: topic, earliestOffset: earliest)])
                     }

@@ -27,8 +27,6 @@ public struct TopicsAPI: Sendable {
 
     let broker: Broker
     let configuration: Configuration
-    /// Message encodings shared by every SSE and WebSocket subscriber.
-    let encodings = EncodingCache()
 
     public init(broker: Broker, configuration: Configuration = Configuration()) {
         self.broker = broker
@@ -38,11 +36,10 @@ public struct TopicsAPI: Sendable {
     /// `GET /v1/ws`: the topics over WebSocket (see `WebSocketProtocol`).
     public var webSocketEndpoint: WebSocketEndpoint {
         let broker = self.broker
-        let encodings = self.encodings
         let limit = configuration.maxSubscriptionsPerConnection
         return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { channel, _ in
             try channel.pipeline.syncOperations.addHandler(
-                TopicWebSocketSession(broker: broker, encodings: encodings, maxSubscriptions: limit)
+                TopicWebSocketSession(broker: broker, maxSubscriptions: limit)
             )
         }
     }
@@ -187,7 +184,6 @@ public struct TopicsAPI: Sendable {
         }
         let subscription = try await broker.subscribe(topic: topic, after: after)
         let stream = SubscriptionBox(subscription)
-        let encodings = self.encodings
         let heartbeat = configuration.sseHeartbeat
         let retry = configuration.sseRetryMilliseconds
         return Response(
@@ -206,7 +202,7 @@ public struct TopicsAPI: Sendable {
                 }
                 defer { beat.cancel() }
                 while let event = try await stream.subscription.next() {
-                    try await writer.write(ServerSentEvents.encode(event, cache: encodings))
+                    try await writer.write(ServerSentEvents.encode(event))
                 }
             }
         )
