@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
@@ -55,15 +56,31 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        /// Jobs: the queue with leases, retries and dead letters over the store, and the built-in workers.
+        .target(
+            name: "SwitchboardJobs",
+            dependencies: [
+                "SwitchboardBroker",
+                "SwitchboardEngine",
+                "SwitchboardStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// Routes, JSON errors and the operational endpoints, on top of the engine and the store.
         .target(
             name: "SwitchboardAPI",
             dependencies: [
                 "SwitchboardBroker",
+                "SwitchboardJobs",
                 "SwitchboardEngine",
                 "SwitchboardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -74,6 +91,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardAPI",
                 "SwitchboardBroker",
+                "SwitchboardJobs",
                 "SwitchboardEngine",
                 "SwitchboardStore",
                 .product(name: "Configuration", package: "swift-configuration"),

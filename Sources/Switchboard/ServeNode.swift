@@ -6,15 +6,17 @@ import ServiceLifecycle
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardJobs
 import SwitchboardStore
 
-/// One `serve` node: the store, the worker pool, the broker and the HTTP server, run as one
-/// `ServiceGroup` that stops gracefully on SIGTERM or SIGINT.
+/// One `serve` node: the store, the worker pool, the broker, the job queue and its built-in workers,
+/// idempotency and the HTTP server, run as one `ServiceGroup` that stops gracefully on SIGTERM or SIGINT.
 public final class ServeNode: Sendable {
     public let settings: ServeSettings
     public let store: SQLiteStore
     public let workers: WorkerPool
     public let broker: Broker
+    public let jobs: Jobs
     /// The registry behind `/metrics`.
     public let registry: PrometheusCollectorRegistry
     private let group: ServiceGroup
@@ -31,16 +33,29 @@ public final class ServeNode: Sendable {
         self.registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         self.broker = Broker(store: store, configuration: settings.broker, metrics: metrics)
+        self.jobs = Jobs(store: store, broker: broker, configuration: settings.jobs, logger: logger)
+        let handlers = JobHandlers([SleepHandler(), SHA256Handler(workers: workers), WebhookHandler()])
+        let runner = JobRunner(jobs: jobs, handlers: handlers, queues: settings.jobQueues, logger: logger)
+
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
         OperationsAPI(store: store, registry: registry).register(in: &router)
         let topics = TopicsAPI(broker: broker, configuration: settings.topics)
         topics.register(in: &router)
+        var jobsConfiguration = JobsAPI.Configuration()
+        jobsConfiguration.builtInQueues = Set(settings.jobQueues.keys)
+        JobsAPI(jobs: jobs, handlers: handlers, topics: topics, configuration: jobsConfiguration).register(in: &router)
+        let idempotency = Idempotency(
+            wrapping: router,
+            store: store,
+            configuration: settings.idempotency,
+            logger: logger
+        )
 
         var accessLogger = logger
         accessLogger[metadataKey: "log"] = "access"
         let server = HTTPServer(
             configuration: settings.engine,
-            responder: router,
+            responder: idempotency,
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
             accessLogger: settings.accessLog ? accessLogger : nil,
@@ -51,9 +66,11 @@ public final class ServeNode: Sendable {
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 // Stopped in reverse: the broker first, ending subscriptions so that streaming responses
-                // finish, then the server drains, then the pool and the store.
+                // finish, then the server drains, the built-in workers finish their attempts, and the
+                // lease sweeper, the pool and the store stop last.
                 services: [
-                    .init(service: store), .init(service: workers), .init(service: server), .init(service: broker),
+                    .init(service: store), .init(service: workers), .init(service: idempotency), .init(service: jobs),
+                    .init(service: runner), .init(service: server), .init(service: broker),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

@@ -24,6 +24,9 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case topicRetention = "topic-retention"
     case sseHeartbeat = "sse-heartbeat"
     case corsOrigins = "cors-origins"
+    case jobQueues = "job-queues"
+    case jobLease = "job-lease"
+    case idempotencyRetention = "idempotency-retention"
 
     /// One line for `--help`, with the default.
     public var help: String {
@@ -52,10 +55,15 @@ public enum ServeSetting: String, CaseIterable, Sendable {
             "Per-topic retention, TOPIC=MESSAGES/AGE[,…], e.g. audit=0/720h,chat=1000/ (default none)."
         case .sseHeartbeat: "Interval of SSE heartbeat comments (default 15s)."
         case .corsOrigins: "Comma-separated web origins whose pages may read responses, or * (default none)."
+        case .jobQueues:
+            "Queues the built-in workers serve, QUEUE=CONCURRENCY[,…]; other queues are for external workers "
+                + "(default default=4)."
+        case .jobLease: "The lease of a claimed job unless the worker asks for another (default 30s)."
+        case .idempotencyRetention: "How long Idempotency-Key answers are kept (default 24h)."
         }
     }
 
     /// Settings that take several values: comma-separated on the command line and in the environment,
     /// a list in the config file.
-    public var isList: Bool { self == .topicRetention }
+    public var isList: Bool { self == .topicRetention || self == .jobQueues }
 }

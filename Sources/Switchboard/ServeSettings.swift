@@ -5,6 +5,7 @@ import NIOCore
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardJobs
 import SwitchboardStore
 
 /// The resolved settings of a `serve` node.
@@ -17,6 +18,10 @@ public struct ServeSettings: Sendable {
     public var accessLog = true
     public var durability = SQLiteStore.Durability.process
     public var topics = TopicsAPI.Configuration()
+    /// The queues the built-in workers serve, with their concurrency.
+    public var jobQueues = ["default": 4]
+    public var jobs = Jobs.Configuration()
+    public var idempotency = Idempotency.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -148,6 +153,15 @@ private struct SettingsReader {
         }
         settings.broker.retention = retention
         settings.broker.topicRetention = try topicRetention(defaults: retention)
+        settings.jobQueues = try jobQueues() ?? settings.jobQueues
+        settings.jobs.defaultLease =
+            try read(.jobLease, expecting: "a duration such as 30s", positiveDuration).map {
+                Duration.nanoseconds($0.nanoseconds)
+            } ?? settings.jobs.defaultLease
+        settings.idempotency.retention =
+            try read(.idempotencyRetention, expecting: "a duration of at least 24h such as 48h") {
+                SettingValue.duration($0).flatMap { $0 >= .hours(24) ? $0 : nil }
+            }.map { Duration.nanoseconds($0.nanoseconds) } ?? settings.idempotency.retention
         return settings
     }
 
@@ -201,6 +215,23 @@ private struct SettingsReader {
             policy.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
         }
         return (String(parts[0]), policy)
+    }
+
+    /// `QUEUE=CONCURRENCY` entries (a bare `QUEUE` runs 4 at once); `nil` when not set.
+    private func jobQueues() throws -> [String: Int]? {
+        let key = ServeSetting.jobQueues.rawValue
+        guard let entries = config.stringArray(forKey: ConfigKey([key])) else { return nil }
+        var queues: [String: Int] = [:]
+        for entry in entries where !entry.isEmpty {
+            let parts = entry.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            guard TopicName.isValid(parts[0]), let concurrency = parts.count > 1 ? Int(parts[1]) : 4,
+                (1...256).contains(concurrency)
+            else {
+                throw SettingsError(key: key, problem: "expected QUEUE=CONCURRENCY such as default=4, got '\(entry)'")
+            }
+            queues[String(parts[0])] = concurrency
+        }
+        return queues
     }
 
     private func corsOrigins(_ text: String) -> Set<String>? {

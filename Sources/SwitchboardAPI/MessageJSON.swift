@@ -43,6 +43,12 @@ struct MessagesJSON: Codable, Sendable {
 extension Response {
     /// `value` encoded as JSON.
     static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) throws -> Response {
-        .json(ByteBuffer(bytes: try JSONEncoder().encode(value)), status: status)
+        .json(ByteBuffer(bytes: try encoder.encode(value)), status: status)
     }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

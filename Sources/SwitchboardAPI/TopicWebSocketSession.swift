@@ -126,6 +126,13 @@ final class TopicWebSocketSession: ChannelInboundHandler {
 
     private func publish(_ message: WebSocketProtocol.ClientMessage, context: ChannelHandlerContext) {
         guard let topic = validTopic(message, context: context) else { return }
+        guard !TopicName.isReserved(topic) else {
+            send(
+                .error(code: "topic_reserved", message: "\(topic) is written by the server only", ref: message.ref),
+                context: context
+            )
+            return
+        }
         guard let data = message.data else {
             send(
                 .error(code: "invalid_message", message: "publish needs a data string", ref: message.ref),

@@ -77,6 +77,7 @@ public struct TopicsAPI: Sendable {
         let topic: String
         do {
             topic = try Self.topic(of: request)
+            try Self.checkPublishable(topic)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -171,7 +172,12 @@ public struct TopicsAPI: Sendable {
     /// Server-Sent Events: `id:` is the offset, resumed from `Last-Event-ID` or `?after=`; a heartbeat
     /// comment keeps idle connections open; the stream never ends on its own.
     private func events(_ request: Request) async throws -> Response {
-        let topic = try Self.topic(of: request)
+        try await eventStream(topic: Self.topic(of: request), request: request, defaultAfter: nil)
+    }
+
+    /// The SSE stream of `topic` for `request`, from `Last-Event-ID`, `?after=` or else `defaultAfter`
+    /// (`nil`: only what is published from now on).
+    func eventStream(topic: String, request: Request, defaultAfter: Int64?) async throws -> Response {
         let lastEventID = request.head.headers.first(name: "last-event-id")
         let after: Int64?
         if let lastEventID {
@@ -180,7 +186,7 @@ public struct TopicsAPI: Sendable {
             }
             after = offset
         } else {
-            after = try QueryParameters(request).integer("after", in: 0...Int64.max)
+            after = try QueryParameters(request).integer("after", in: 0...Int64.max) ?? defaultAfter
         }
         let subscription = try await broker.subscribe(topic: topic, after: after)
         let stream = SubscriptionBox(subscription)
@@ -210,6 +216,18 @@ public struct TopicsAPI: Sendable {
 
     static func topic(of request: Request) throws -> String {
         try name(request.parameters["topic"], kind: "Topic", code: "topic_name_invalid")
+    }
+
+    /// Refuses topics that only the server writes.
+    static func checkPublishable(_ topic: String) throws {
+        guard !TopicName.isReserved(topic) else {
+            throw HTTPError(
+                .forbidden,
+                code: "topic_reserved",
+                message:
+                    "Topics starting with \(TopicName.reservedPrefixes.joined(separator: ", ")) are written by the server only"
+            )
+        }
     }
 
     private static func groupName(of request: Request) throws -> String {

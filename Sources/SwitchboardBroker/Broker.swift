@@ -56,6 +56,13 @@ public final class Broker: Service, Sendable {
         committer.append(message, completion: completion)
     }
 
+    /// Fans out messages that another component appended to the store in a transaction of its own (job
+    /// state changes, committed with the change they announce).
+    public func announce(_ messages: [StoredMessage]) {
+        guard !messages.isEmpty else { return }
+        subscribers.fanOut(messages)
+    }
+
     /// Up to `limit` messages after `after`, at once.
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
         try await store.read(topic: topic, after: after, limit: limit)

@@ -1,5 +1,13 @@
 /// Topic names are 1 to 200 characters of `A-Z a-z 0-9 . _ -`.
 public enum TopicName {
+    /// Prefixes of topics only the server writes: `jobs.` carries job state changes.
+    public static let reservedPrefixes = ["jobs."]
+
+    /// Whether clients may only read `name`.
+    public static func isReserved(_ name: String) -> Bool {
+        reservedPrefixes.contains { name.hasPrefix($0) }
+    }
+
     public static func isValid(_ name: some StringProtocol) -> Bool {
         (1...200).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in

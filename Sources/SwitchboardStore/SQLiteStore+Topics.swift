@@ -3,49 +3,52 @@ import GRDB
 
 extension SQLiteStore: TopicStore {
     public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {
-        let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
-        return try await pool.write { db in
-            var nextOffsets: [String: Int64] = [:]
-            let createTopic = try db.cachedStatement(
-                sql: "INSERT INTO topics (name, next_offset) VALUES (?, 1) ON CONFLICT (name) DO NOTHING"
-            )
-            let nextOffset = try db.cachedStatement(sql: "SELECT next_offset FROM topics WHERE name = ?")
-            for topic in Set(messages.map(\.topic)) {
-                try createTopic.execute(arguments: [topic])
-                nextOffsets[topic] = try Int64.fetchOne(nextOffset, arguments: [topic])
-            }
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO topic_messages (topic, "offset", id, published_at, content_type, body)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """
-            )
-            var stored: [StoredMessage] = []
-            stored.reserveCapacity(messages.count)
-            for message in messages {
-                let offset = nextOffsets[message.topic]!
-                nextOffsets[message.topic] = offset + 1
-                let id = UUID().uuidString.lowercased()
-                try insert.execute(arguments: [
-                    message.topic, offset, id, timestamp, message.contentType, message.body,
-                ])
-                stored.append(
-                    StoredMessage(
-                        topic: message.topic,
-                        offset: offset,
-                        id: id,
-                        timestamp: timestamp,
-                        contentType: message.contentType,
-                        body: message.body
-                    )
-                )
-            }
-            let advance = try db.cachedStatement(sql: "UPDATE topics SET next_offset = ? WHERE name = ?")
-            for (topic, next) in nextOffsets {
-                try advance.execute(arguments: [next, topic])
-            }
-            return stored
+        try await pool.write { db in try Self.append(messages, in: db) }
+    }
+
+    /// Appends `messages` inside the caller's transaction, so that other writes commit with them.
+    static func append(_ messages: [NewMessage], in db: Database) throws -> [StoredMessage] {
+        let timestamp = Date().millisecondsSince1970
+        var nextOffsets: [String: Int64] = [:]
+        let createTopic = try db.cachedStatement(
+            sql: "INSERT INTO topics (name, next_offset) VALUES (?, 1) ON CONFLICT (name) DO NOTHING"
+        )
+        let nextOffset = try db.cachedStatement(sql: "SELECT next_offset FROM topics WHERE name = ?")
+        for topic in Set(messages.map(\.topic)) {
+            try createTopic.execute(arguments: [topic])
+            nextOffsets[topic] = try Int64.fetchOne(nextOffset, arguments: [topic])
         }
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO topic_messages (topic, "offset", id, published_at, content_type, body)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """
+        )
+        var stored: [StoredMessage] = []
+        stored.reserveCapacity(messages.count)
+        for message in messages {
+            let offset = nextOffsets[message.topic]!
+            nextOffsets[message.topic] = offset + 1
+            let id = UUID().uuidString.lowercased()
+            try insert.execute(arguments: [
+                message.topic, offset, id, timestamp, message.contentType, message.body,
+            ])
+            stored.append(
+                StoredMessage(
+                    topic: message.topic,
+                    offset: offset,
+                    id: id,
+                    timestamp: timestamp,
+                    contentType: message.contentType,
+                    body: message.body
+                )
+            )
+        }
+        let advance = try db.cachedStatement(sql: "UPDATE topics SET next_offset = ? WHERE name = ?")
+        for (topic, next) in nextOffsets {
+            try advance.execute(arguments: [next, topic])
+        }
+        return stored
     }
 
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
@@ -94,7 +97,7 @@ extension SQLiteStore: TopicStore {
                 removed += db.changesCount
             }
             if let maxAge = policy.maxAgeSeconds {
-                let cutoff = Int64(now.timeIntervalSince1970 * 1000) - maxAge * 1000
+                let cutoff = now.millisecondsSince1970 - maxAge * 1000
                 try db.execute(
                     sql: "DELETE FROM topic_messages WHERE topic = ? AND published_at < ?",
                     arguments: [topic, cutoff]

@@ -86,6 +86,44 @@ public final class SQLiteStore: Store {
                 table.primaryKey(["topic", "name"])
             }
         }
+        migrator.registerMigration("v3: jobs and idempotency keys") { db in
+            try db.create(table: "jobs") { table in
+                table.primaryKey("id", .text)
+                table.column("queue", .text).notNull()
+                table.column("type", .text).notNull()
+                table.column("input", .blob).notNull()
+                table.column("state", .text).notNull()
+                table.column("priority", .integer).notNull()
+                table.column("attempts", .integer).notNull()
+                table.column("max_attempts", .integer).notNull()
+                table.column("timeout_seconds", .double).notNull()
+                table.column("run_at", .integer).notNull()
+                table.column("created_at", .integer).notNull()
+                table.column("updated_at", .integer).notNull()
+                table.column("result", .blob)
+                table.column("error", .text)
+                table.column("unique_key", .text)
+                table.column("lease_token", .text)
+                table.column("lease_expires_at", .integer)
+                table.column("version", .integer).notNull()
+            }
+            try db.execute(sql: "CREATE INDEX jobs_due ON jobs (queue, state, priority DESC, run_at)")
+            try db.execute(sql: "CREATE INDEX jobs_leases ON jobs (state, lease_expires_at)")
+            try db.execute(sql: "CREATE INDEX jobs_unique ON jobs (queue, unique_key) WHERE unique_key IS NOT NULL")
+            try db.execute(sql: "CREATE INDEX jobs_created ON jobs (created_at)")
+            try db.create(table: "idempotency_keys", options: .withoutRowID) { table in
+                table.column("principal", .text).notNull()
+                table.column("key", .text).notNull()
+                table.column("fingerprint", .text).notNull()
+                table.column("owner", .text).notNull()
+                table.column("started_at", .integer).notNull()
+                table.column("expires_at", .integer).notNull()
+                table.column("status", .integer)
+                table.column("headers", .blob)
+                table.column("body", .blob)
+                table.primaryKey(["principal", "key"])
+            }
+        }
         return migrator
     }
 }

@@ -1,0 +1,189 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import SwitchboardEngine
+import SwitchboardStore
+
+/// `Idempotency-Key` on every POST (draft-ietf-httpapi-idempotency-key-header, as Stripe's API does it):
+/// the first request runs and its response is kept; a retry of the same request gets that response again
+/// with `Idempotent-Replayed: true`; the same key on a different request is a 422, and while the first
+/// is still running a 409.
+///
+/// It wraps the router, so every POST route gets it without knowing. As a `Service` it deletes expired
+/// records on a schedule.
+public final class Idempotency: HTTPResponder, Service {
+    public struct Configuration: Sendable {
+        /// How long a key is remembered.
+        public var retention: Duration = .seconds(24 * 3600)
+        public var purgeInterval: Duration = .seconds(600)
+
+        public init() {}
+    }
+
+    private let router: any HTTPResponder
+    private let store: any IdempotencyStore
+    private let configuration: Configuration
+    /// This process run: a claim left running by another one belongs to a process that died.
+    private let owner = UUID().uuidString
+    private let logger: Logger
+
+    public init(
+        wrapping router: any HTTPResponder,
+        store: any IdempotencyStore,
+        configuration: Configuration = Configuration(),
+        logger: Logger
+    ) {
+        self.router = router
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func route(_ head: HTTPRequestHead) -> RouteMatch {
+        let match = router.route(head)
+        guard head.method == .POST, let key = head.headers.first(name: "idempotency-key"),
+            case .handler(let handler, let maxBodyBytes, let parameters) = match
+        else { return match }
+        return .handler(
+            .async { request in try await self.respond(to: request, key: key, with: handler) },
+            maxBodyBytes: maxBodyBytes,
+            parameters: parameters
+        )
+    }
+
+    private func respond(to request: Request, key header: String, with handler: Route.Handler) async throws -> Response
+    {
+        let key = try Self.key(from: header)
+        let now = Date().millisecondsSince1970
+        let expiry = now + configuration.retention.milliseconds
+        switch try await store.claim(
+            key,
+            fingerprint: Self.fingerprint(request),
+            owner: owner,
+            now: now,
+            expiresAt: expiry
+        ) {
+        case .replay(let recorded):
+            var response = Response(recorded)
+            response.headers.replaceOrAdd(name: "Idempotent-Replayed", value: "true")
+            return response
+        case .inProgress:
+            throw HTTPError(
+                .conflict,
+                code: "idempotency_key_in_use",
+                message: "A request with this Idempotency-Key is still being processed; retry later"
+            )
+        case .mismatch:
+            throw HTTPError(
+                .unprocessableEntity,
+                code: "idempotency_key_reused",
+                message: "This Idempotency-Key was used with a different request"
+            )
+        case .started:
+            return try await runFirst(request, key: key, with: handler, expiry: expiry)
+        }
+    }
+
+    /// Runs the request that holds the key and keeps its answer: any answer but a server error, which is
+    /// released so that a retry runs again.
+    private func runFirst(
+        _ request: Request,
+        key: IdempotencyKey,
+        with handler: Route.Handler,
+        expiry: Int64
+    ) async throws -> Response {
+        let response: Response
+        do {
+            response = try await Self.run(handler, request)
+        } catch let error as HTTPError where error.status.code < 500 {
+            response = .error(error)
+        } catch {
+            try? await store.release(key)
+            throw error
+        }
+        guard response.status.code < 500, let recorded = RecordedResponse(response) else {
+            try? await store.release(key)
+            return response
+        }
+        try await store.record(recorded, for: key, expiresAt: expiry)
+        return response
+    }
+
+    private static func run(_ handler: Route.Handler, _ request: Request) async throws -> Response {
+        switch handler {
+        case .immediate(let respond): try respond(request)
+        case .async(let respond): try await respond(request)
+        case .future(let respond): try await respond(request, MultiThreadedEventLoopGroup.singleton.any()).get()
+        }
+    }
+
+    /// The key without the quotes of its structured-field form; 1 to 255 characters.
+    private static func key(from header: String) throws -> IdempotencyKey {
+        var key = Substring(header)
+        if key.count >= 2, key.first == "\"", key.last == "\"" {
+            key = key.dropFirst().dropLast()
+        }
+        guard (1...255).contains(key.count) else {
+            throw HTTPError.badRequest(
+                code: "idempotency_key_invalid",
+                message: "Idempotency-Key must be 1 to 255 characters"
+            )
+        }
+        return IdempotencyKey(principal: "anonymous", key: String(key))
+    }
+
+    /// What makes two requests the same: method, target, content type and body.
+    private static func fingerprint(_ request: Request) -> String {
+        var hash = SHA256()
+        hash.update(data: Data("\(request.method.rawValue) \(request.head.uri)\n".utf8))
+        hash.update(data: Data((request.head.headers.first(name: "content-type") ?? "").utf8))
+        hash.update(data: Data([0]))
+        hash.update(data: Data(request.body.readableBytesView))
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let purged = try await store.purgeIdempotencyKeys(now: Date().millisecondsSince1970)
+                if purged > 0 {
+                    logger.info("Expired idempotency keys deleted", metadata: ["count": "\(purged)"])
+                }
+            } catch {
+                logger.error("Idempotency key purge failed", metadata: ["error": "\(error)"])
+            }
+            let interval = configuration.purgeInterval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+extension RecordedResponse {
+    /// The response as kept; `nil` for a streamed body, which cannot be replayed.
+    init?(_ response: Response) {
+        guard case .buffer(let body) = response.body else { return nil }
+        self.init(
+            status: Int(response.status.code),
+            headers: response.headers.map { [$0.name, $0.value] },
+            body: Data(body.readableBytesView)
+        )
+    }
+}
+
+extension Response {
+    init(_ recorded: RecordedResponse) {
+        var headers = HTTPHeaders()
+        for pair in recorded.headers where pair.count == 2 {
+            headers.add(name: pair[0], value: pair[1])
+        }
+        self.init(
+            status: HTTPResponseStatus(statusCode: recorded.status),
+            headers: headers,
+            body: .buffer(ByteBuffer(bytes: recorded.body))
+        )
+    }
+}

@@ -1,0 +1,326 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SwitchboardBroker
+import SwitchboardEngine
+import SwitchboardJobs
+import SwitchboardStore
+
+/// The job endpoints: submit (asynchronous, or synchronous with `?wait=`), poll, long poll, SSE,
+/// cancel, the dead-letter list and requeue, and the claim/heartbeat/complete/fail protocol of external
+/// workers.
+public struct JobsAPI: Sendable {
+    public struct Configuration: Sendable {
+        /// Largest job submission (input included); over it 413.
+        public var maxSubmissionBytes = 1 << 20
+        /// Longest `wait` a request may ask for, in seconds.
+        public var maxWaitSeconds: Double = 60
+        /// Longest lease a worker may ask for, in seconds.
+        public var maxLeaseSeconds: Double = 3600
+        /// The queues the built-in workers serve: jobs there must be of a built-in type.
+        public var builtInQueues: Set<String> = ["default"]
+
+        public init() {}
+    }
+
+    let jobs: Jobs
+    let handlers: JobHandlers
+    let topics: TopicsAPI
+    let configuration: Configuration
+
+    /// - Parameter topics: serves the job event streams.
+    public init(jobs: Jobs, handlers: JobHandlers, topics: TopicsAPI, configuration: Configuration = Configuration()) {
+        self.jobs = jobs
+        self.handlers = handlers
+        self.topics = topics
+        self.configuration = configuration
+    }
+
+    public func register(in router: inout Router) {
+        router.add(.POST, "/v1/jobs", maxBodyBytes: configuration.maxSubmissionBytes) { try await submit($0) }
+        router.add(.GET, "/v1/jobs") { try await list($0) }
+        router.add(.GET, "/v1/jobs/{id}") { try await status($0) }
+        router.add(.DELETE, "/v1/jobs/{id}") { request in
+            try answer(await translating { try await jobs.cancel(id: Self.id(of: request)) }.job)
+        }
+        router.add(.GET, "/v1/jobs/{id}/events") { request in
+            let job = try await existingJob(request)
+            return try await topics.eventStream(topic: Jobs.topic(of: job.id), request: request, defaultAfter: 0)
+        }
+        router.add(.POST, "/v1/jobs/{id}/requeue") { request in
+            try answer(await translating { try await jobs.requeue(id: Self.id(of: request)) }.job)
+        }
+        router.add(.POST, "/v1/queues/{queue}/claim") { try await claim($0) }
+        router.add(.POST, "/v1/jobs/{id}/heartbeat", maxBodyBytes: 4096) { try await heartbeat($0) }
+        router.add(.POST, "/v1/jobs/{id}/complete", maxBodyBytes: configuration.maxSubmissionBytes) { request in
+            let body = try Self.decode(CompleteBody.self, from: request)
+            let change = try await translating {
+                try await jobs.complete(id: Self.id(of: request), token: body.leaseToken, result: body.result ?? .null)
+            }
+            return try answer(change.job)
+        }
+        router.add(.POST, "/v1/jobs/{id}/fail", maxBodyBytes: 65536) { request in
+            let body = try Self.decode(FailBody.self, from: request)
+            let change = try await translating {
+                try await jobs.fail(
+                    id: Self.id(of: request),
+                    token: body.leaseToken,
+                    error: body.error ?? "failed",
+                    retry: body.retry ?? true
+                )
+            }
+            return try answer(change.job)
+        }
+    }
+
+    /// `POST /v1/jobs`: 202 with `Location` at once, or with `?wait=S` the finished job (200) when it ends
+    /// within S seconds.
+    private func submit(_ request: Request) async throws -> Response {
+        let wait = try QueryParameters(request).seconds("wait", max: configuration.maxWaitSeconds)
+        let body = try Self.decode(SubmitBody.self, from: request)
+        let new = try newJob(from: body)
+        let change = try await jobs.submit(new)
+        var job = change.job
+        if let wait, let finished = try await jobs.job(id: job.id, finishedWithin: wait) {
+            job = finished
+        }
+        var response = try Response.json(JobJSON(job), status: job.state.isFinal ? .ok : .accepted)
+        response.headers.add(name: "Location", value: "/v1/jobs/\(job.id)")
+        if change.event == nil {
+            response.headers.add(name: "Switchboard-Unique", value: "existing")
+        }
+        return response
+    }
+
+    /// Checks a submission: names, limits, and for queues of the built-in workers, a known type and an
+    /// input its handler accepts.
+    private func newJob(from body: SubmitBody) throws -> NewJob {
+        let queue = body.queue ?? "default"
+        try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
+        try Self.checkName(body.type, kind: "Job type", code: "job_type_invalid")
+        let input = body.input ?? .null
+        if configuration.builtInQueues.contains(queue) {
+            guard let handler = handlers[body.type] else {
+                throw HTTPError.badRequest(
+                    code: "job_type_unknown",
+                    message: "Queue \(queue) runs the built-in types \(handlers.types.joined(separator: ", ")); "
+                        + "put other types on a queue of external workers"
+                )
+            }
+            do {
+                try handler.validate(input)
+            } catch let error as JobInputError {
+                throw HTTPError.badRequest(code: "invalid_input", message: error.message)
+            }
+        }
+        let maxAttempts = body.maxAttempts ?? 3
+        let timeout = body.timeoutSeconds ?? 60
+        guard (1...100).contains(maxAttempts) else {
+            throw HTTPError.badRequest(code: "invalid_body", message: "maxAttempts must be from 1 to 100")
+        }
+        guard timeout > 0, timeout <= 86_400 else {
+            throw HTTPError.badRequest(code: "invalid_body", message: "timeoutSeconds must be over 0 and at most 86400")
+        }
+        if let delay = body.delaySeconds, delay < 0 || delay > 31_536_000 {
+            throw HTTPError.badRequest(code: "invalid_body", message: "delaySeconds must be from 0 to 31536000")
+        }
+        if let window = body.uniqueForSeconds, window <= 0 {
+            throw HTTPError.badRequest(code: "invalid_body", message: "uniqueForSeconds must be more than 0")
+        }
+        if let key = body.uniqueKey, !(1...255).contains(key.utf8.count) {
+            throw HTTPError.badRequest(code: "invalid_body", message: "uniqueKey must be 1 to 255 bytes")
+        }
+        let runAt = body.runAt ?? body.delaySeconds.map { Date().millisecondsSince1970 + Int64($0 * 1000) }
+        return NewJob(
+            queue: queue,
+            type: body.type,
+            input: input.data,
+            maxAttempts: maxAttempts,
+            timeoutSeconds: timeout,
+            priority: body.priority ?? 0,
+            runAt: runAt,
+            uniqueKey: body.uniqueKey,
+            uniqueForSeconds: body.uniqueForSeconds ?? 3600
+        )
+    }
+
+    /// `GET /v1/jobs/{id}`, with `?wait=S` a long poll that returns once the state changes (past
+    /// `?version=V`, by default the version it has now).
+    private func status(_ request: Request) async throws -> Response {
+        let query = QueryParameters(request)
+        let wait = try query.seconds("wait", max: configuration.maxWaitSeconds)
+        var job = try await existingJob(request)
+        if let wait {
+            let version = try query.integer("version", in: 0...Int64.max) ?? job.version
+            job = try await jobs.job(id: job.id, changedAfter: version, waitingUpTo: wait) ?? job
+        }
+        return try answer(job)
+    }
+
+    /// `GET /v1/jobs?queue=Q&state=S&limit=N`, newest first; `state=dead` is the dead-letter list.
+    private func list(_ request: Request) async throws -> Response {
+        struct Listing: Encodable {
+            var jobs: [JobJSON]
+        }
+        let query = request.query
+        let limit = try QueryParameters(request).integer("limit", in: 1...1000) ?? 100
+        var state: JobState?
+        if let name = query["state"] {
+            guard let known = JobState(rawValue: name) else {
+                throw HTTPError.badRequest(
+                    code: "invalid_parameter",
+                    message: "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            state = known
+        }
+        let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
+        return try .json(Listing(jobs: found.map { JobJSON($0) }))
+    }
+
+    /// `POST /v1/queues/{queue}/claim?wait=S&lease=L`: the next due job with its lease (200), or 204 when
+    /// none came within S seconds.
+    private func claim(_ request: Request) async throws -> Response {
+        let queue = request.parameters["queue"] ?? ""
+        try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
+        let query = QueryParameters(request)
+        let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
+        let lease = try leaseDuration(query.seconds("lease", max: configuration.maxLeaseSeconds))
+        guard let job = try await jobs.claim(queue: queue, lease: lease, waitingUpTo: wait) else {
+            return Response(status: .noContent)
+        }
+        return try .json(JobJSON(job, withLease: true))
+    }
+
+    private func heartbeat(_ request: Request) async throws -> Response {
+        struct Renewed: Encodable {
+            var id: String
+            var leaseExpiresAt: Int64
+        }
+        let body = try Self.decode(HeartbeatBody.self, from: request)
+        guard body.leaseSeconds.map({ $0 > 0 && $0 <= configuration.maxLeaseSeconds }) ?? true else {
+            throw HTTPError.badRequest(
+                code: "invalid_body",
+                message: "leaseSeconds must be over 0 and at most \(Int(configuration.maxLeaseSeconds))"
+            )
+        }
+        let lease = try leaseDuration(body.leaseSeconds.map { .milliseconds(Int64($0 * 1000)) })
+        let job = try await translating {
+            try await jobs.heartbeat(id: Self.id(of: request), token: body.leaseToken, lease: lease)
+        }
+        return try .json(Renewed(id: job.id, leaseExpiresAt: job.leaseExpiresAt ?? 0))
+    }
+
+    private func leaseDuration(_ asked: Duration?) throws -> Duration? {
+        guard let asked else { return nil }
+        guard asked > .zero else {
+            throw HTTPError.badRequest(code: "invalid_parameter", message: "lease must be more than 0 seconds")
+        }
+        return asked
+    }
+
+    private func existingJob(_ request: Request) async throws -> Job {
+        let id = try Self.id(of: request)
+        guard let job = try await jobs.job(id: id) else { throw Self.notFound(id) }
+        return job
+    }
+
+    private func answer(_ job: Job) throws -> Response {
+        try .json(JobJSON(job))
+    }
+
+    /// Runs a job operation, turning the store's refusals into HTTP errors.
+    private func translating<T>(_ operation: () async throws -> T) async throws -> T {
+        do {
+            return try await operation()
+        } catch let error as JobStoreError {
+            switch error {
+            case .notFound:
+                throw HTTPError(.notFound, code: "job_not_found", message: "No such job")
+            case .leaseLost:
+                throw HTTPError(
+                    .conflict,
+                    code: "lease_lost",
+                    message: "This lease is no longer held: it expired, or the job was cancelled or claimed again"
+                )
+            case .wrongState(let state):
+                throw HTTPError(
+                    .conflict,
+                    code: "job_state_conflict",
+                    message: "Not possible while the job is \(state)"
+                )
+            }
+        }
+    }
+
+    private static func id(of request: Request) throws -> String {
+        let id = request.parameters["id"] ?? ""
+        guard UUID(uuidString: id) != nil else { throw notFound(id) }
+        return id
+    }
+
+    private static func notFound(_ id: String) -> HTTPError {
+        HTTPError(.notFound, code: "job_not_found", message: "No job \(id)")
+    }
+
+    private static func checkName(_ name: String, kind: String, code: String) throws {
+        guard TopicName.isValid(name) else {
+            throw HTTPError.badRequest(
+                code: code,
+                message: "\(kind) names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
+            )
+        }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(request.body.readableBytesView))
+        } catch {
+            throw HTTPError.badRequest(
+                code: "invalid_body",
+                message: "The body is not the JSON expected: \(Self.describe(error))"
+            )
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _)?: "\(key.stringValue) is missing"
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+        default: "malformed JSON"
+        }
+    }
+}
+
+/// The body of `POST /v1/jobs`.
+struct SubmitBody: Decodable {
+    var queue: String?
+    var type: String
+    var input: JSONValue?
+    var maxAttempts: Int?
+    var timeoutSeconds: Double?
+    var priority: Int?
+    /// Not before this time, in milliseconds since 1970.
+    var runAt: Int64?
+    /// Not before this many seconds from now.
+    var delaySeconds: Double?
+    var uniqueKey: String?
+    var uniqueForSeconds: Int64?
+}
+
+struct HeartbeatBody: Decodable {
+    var leaseToken: String
+    var leaseSeconds: Double?
+}
+
+struct CompleteBody: Decodable {
+    var leaseToken: String
+    var result: JSONValue?
+}
+
+struct FailBody: Decodable {
+    var leaseToken: String
+    var error: String?
+    var retry: Bool?
+}

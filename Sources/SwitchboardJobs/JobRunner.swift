@@ -1,0 +1,130 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardStore
+
+/// The built-in workers: for each queue they serve, a fixed number of loops that claim a job, run its
+/// handler under a heartbeat and a timeout, and record the outcome. On graceful shutdown they stop
+/// claiming and finish the attempts they hold.
+public final class JobRunner: Service, Sendable {
+    private let jobs: Jobs
+    private let handlers: JobHandlers
+    /// Concurrency by queue.
+    private let queues: [String: Int]
+    private let logger: Logger
+
+    public init(jobs: Jobs, handlers: JobHandlers, queues: [String: Int], logger: Logger) {
+        self.jobs = jobs
+        self.handlers = handlers
+        self.queues = queues
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            for (queue, concurrency) in queues {
+                for _ in 0..<max(1, concurrency) {
+                    group.addTask { await self.work(queue: queue) }
+                }
+            }
+        }
+    }
+
+    /// One worker loop: claim, run, record; until graceful shutdown.
+    private func work(queue: String) async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let claimed = try await cancelWhenGracefulShutdown {
+                    try await self.jobs.claim(queue: queue, waitingUpTo: .seconds(5))
+                }
+                if let job = claimed {
+                    await execute(job)
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("Claim failed", metadata: ["queue": "\(queue)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Runs one attempt and records how it ended.
+    private func execute(_ job: Job) async {
+        guard let token = job.leaseToken else { return }
+        let outcome: Result<JSONValue, any Error>
+        if let handler = handlers[job.type] {
+            outcome = await attempt(job, with: handler, token: token)
+        } else {
+            outcome = .failure(PermanentJobFailure("No built-in handler runs jobs of type \(job.type)"))
+        }
+        do {
+            switch outcome {
+            case .success(let result):
+                _ = try await jobs.complete(id: job.id, token: token, result: result)
+            case .failure(let error):
+                _ = try await jobs.fail(
+                    id: job.id,
+                    token: token,
+                    error: String(describing: error),
+                    retry: !(error is PermanentJobFailure)
+                )
+            }
+        } catch {
+            // The lease was lost (cancelled, or expired and claimed again): this attempt no longer counts.
+            logger.warning("Outcome not recorded", metadata: ["job": "\(job.id)", "error": "\(error)"])
+        }
+    }
+
+    /// The handler's result, racing its timeout, while a heartbeat keeps the lease; the lease being lost
+    /// (a cancellation, say) stops the handler.
+    private func attempt(_ job: Job, with handler: any JobHandler, token: String) async -> Result<JSONValue, any Error>
+    {
+        guard let input = JSONValue(json: job.input) else {
+            return .failure(PermanentJobFailure("The stored input is not JSON"))
+        }
+        let lease = jobs.configuration.defaultLease
+        let timeout = Duration.milliseconds(Int64(job.timeoutSeconds * 1000))
+        return await withTaskGroup(of: Result<JSONValue, any Error>?.self) { group in
+            group.addTask { await Result(catching: { try await handler.run(input) }) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .failure(AttemptTimedOut(seconds: job.timeoutSeconds))
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: lease / 3)
+                    guard !Task.isCancelled else { return nil }
+                    do {
+                        _ = try await self.jobs.heartbeat(id: job.id, token: token)
+                    } catch JobStoreError.leaseLost, JobStoreError.notFound {
+                        return .failure(JobStoreError.leaseLost)
+                    } catch {
+                        continue
+                    }
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let next = await group.next() {
+                if let outcome = next { return outcome }
+            }
+            return .failure(CancellationError())
+        }
+    }
+}
+
+/// An attempt ran past its job's `timeoutSeconds`.
+struct AttemptTimedOut: Error, CustomStringConvertible {
+    var seconds: Double
+    var description: String { "The attempt ran past its timeout of \(seconds) s" }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
+}

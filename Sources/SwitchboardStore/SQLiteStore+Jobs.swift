@@ -1,0 +1,310 @@
+import Foundation
+import GRDB
+
+extension SQLiteStore: JobStore {
+    public func submit(_ new: NewJob, now: Int64, event: JobEventRenderer) async throws -> JobChange {
+        try await pool.write { db in
+            if let key = new.uniqueKey,
+                let existing = try Job.fetchOne(
+                    db,
+                    where: "queue = ? AND unique_key = ? AND created_at >= ? ORDER BY created_at DESC",
+                    arguments: [new.queue, key, now - new.uniqueForSeconds * 1000]
+                )
+            {
+                return JobChange(job: existing, event: nil)
+            }
+            let job = Job(
+                id: UUID().uuidString.lowercased(),
+                queue: new.queue,
+                type: new.type,
+                input: new.input,
+                state: .queued,
+                priority: new.priority,
+                attempts: 0,
+                maxAttempts: new.maxAttempts,
+                timeoutSeconds: new.timeoutSeconds,
+                runAt: new.runAt ?? now,
+                createdAt: now,
+                updatedAt: now,
+                uniqueKey: new.uniqueKey,
+                version: 0
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO jobs (id, queue, type, input, state, priority, attempts, max_attempts,
+                        timeout_seconds, run_at, created_at, updated_at, unique_key, version)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0)
+                    """,
+                arguments: [
+                    job.id, job.queue, job.type, job.input, job.state.rawValue, job.priority, job.maxAttempts,
+                    job.timeoutSeconds, job.runAt, now, now, job.uniqueKey,
+                ]
+            )
+            return try Self.announce(job, now: now, in: db, event: event)
+        }
+    }
+
+    public func job(id: String) async throws -> Job? {
+        try await pool.read { db in try Job.fetchOne(db, where: "id = ?", arguments: [id]) }
+    }
+
+    public func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job] {
+        try await pool.read { db in
+            try Job.fetchAll(
+                db,
+                where: "(?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY created_at DESC LIMIT ?3",
+                arguments: [queue, state?.rawValue, limit]
+            )
+        }
+    }
+
+    public func claim(
+        queue: String,
+        limit: Int,
+        leaseMilliseconds: Int64,
+        now: Int64,
+        event: JobEventRenderer
+    ) async throws -> [JobChange] {
+        try await pool.write { db in
+            let due = try Job.fetchAll(
+                db,
+                where: "queue = ? AND state = 'queued' AND run_at <= ? ORDER BY priority DESC, run_at LIMIT ?",
+                arguments: [queue, now, limit]
+            )
+            return try due.map { job in
+                var job = job
+                job.state = .running
+                job.attempts += 1
+                job.leaseToken = UUID().uuidString.lowercased()
+                job.leaseExpiresAt = now + leaseMilliseconds
+                return try Self.announce(job, now: now, in: db, event: event)
+            }
+        }
+    }
+
+    public func heartbeat(id: String, token: String, leaseMilliseconds: Int64, now: Int64) async throws -> Job {
+        try await pool.write { db in
+            var job = try Self.leased(id: id, token: token, now: now, in: db)
+            job.leaseExpiresAt = now + leaseMilliseconds
+            try db.execute(
+                sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ?",
+                arguments: [job.leaseExpiresAt, id]
+            )
+            return job
+        }
+    }
+
+    public func complete(
+        id: String,
+        token: String,
+        result: Data,
+        now: Int64,
+        event: JobEventRenderer
+    ) async throws -> JobChange {
+        try await pool.write { db in
+            var job = try Self.leased(id: id, token: token, now: now, in: db)
+            job.state = .succeeded
+            job.result = result
+            job.error = nil
+            return try Self.announce(job, now: now, in: db, event: event)
+        }
+    }
+
+    public func fail(
+        id: String,
+        token: String,
+        error: String,
+        retry: RetryPolicy,
+        now: Int64,
+        event: JobEventRenderer
+    ) async throws -> JobChange {
+        try await pool.write { db in
+            var job = try Self.leased(id: id, token: token, now: now, in: db)
+            job.error = error
+            Self.endAttempt(&job, retry: retry, now: now)
+            return try Self.announce(job, now: now, in: db, event: event)
+        }
+    }
+
+    public func cancel(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange {
+        try await pool.write { db in
+            var job = try Self.existing(id: id, in: db)
+            guard !job.state.isFinal else { throw JobStoreError.wrongState(job.state) }
+            job.state = .cancelled
+            return try Self.announce(job, now: now, in: db, event: event)
+        }
+    }
+
+    public func requeue(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange {
+        try await pool.write { db in
+            var job = try Self.existing(id: id, in: db)
+            guard job.state.isFinal && job.state != .succeeded else { throw JobStoreError.wrongState(job.state) }
+            job.state = .queued
+            job.attempts = 0
+            job.runAt = now
+            return try Self.announce(job, now: now, in: db, event: event)
+        }
+    }
+
+    public func expireLeases(now: Int64, event: JobEventRenderer) async throws -> [JobChange] {
+        try await pool.write { db in
+            let expired = try Job.fetchAll(
+                db,
+                where: "state = 'running' AND lease_expires_at <= ? LIMIT 1000",
+                arguments: [now]
+            )
+            return try expired.map { job in
+                var job = job
+                job.error = "The lease expired before the worker finished (attempt \(job.attempts))"
+                Self.endAttempt(&job, retry: { _ in 0 }, now: now)
+                return try Self.announce(job, now: now, in: db, event: event)
+            }
+        }
+    }
+
+    public func nextDue(queue: String) async throws -> Int64? {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'queued'",
+                arguments: [queue]
+            )
+        }
+    }
+
+    /// After a failed attempt: `failed` when not to be retried, else queued again after the retry delay
+    /// while attempts remain, else `dead`.
+    private static func endAttempt(_ job: inout Job, retry: RetryPolicy, now: Int64) {
+        guard let delay = retry(job.attempts) else {
+            job.state = .failed
+            return
+        }
+        if job.attempts >= job.maxAttempts {
+            job.state = .dead
+        } else {
+            job.state = .queued
+            job.runAt = now + delay
+        }
+    }
+
+    private static func existing(id: String, in db: Database) throws -> Job {
+        guard let job = try Job.fetchOne(db, where: "id = ?", arguments: [id]) else {
+            throw JobStoreError.notFound
+        }
+        return job
+    }
+
+    /// The running job whose current, unexpired lease is `token`.
+    private static func leased(id: String, token: String, now: Int64, in db: Database) throws -> Job {
+        let job = try existing(id: id, in: db)
+        guard job.state == .running, job.leaseToken == token, let expiry = job.leaseExpiresAt, expiry > now else {
+            throw JobStoreError.leaseLost
+        }
+        return job
+    }
+
+    /// Saves a state change and appends its event to the job's topic, in the caller's transaction.
+    private static func announce(
+        _ job: Job,
+        now: Int64,
+        in db: Database,
+        event: JobEventRenderer
+    ) throws -> JobChange {
+        var job = job
+        job.version += 1
+        job.updatedAt = now
+        if job.state != .running {
+            job.leaseToken = nil
+            job.leaseExpiresAt = nil
+        }
+        try db.execute(
+            sql: """
+                UPDATE jobs SET state = ?, attempts = ?, run_at = ?, updated_at = ?, result = ?, error = ?,
+                    lease_token = ?, lease_expires_at = ?, version = ? WHERE id = ?
+                """,
+            arguments: [
+                job.state.rawValue, job.attempts, job.runAt, job.updatedAt, job.result, job.error, job.leaseToken,
+                job.leaseExpiresAt, job.version, job.id,
+            ]
+        )
+        let stored = try append([event(job)], in: db)
+        return JobChange(job: job, event: stored.first)
+    }
+}
+
+extension Job {
+    private static let columns = """
+        id, queue, type, input, state, priority, attempts, max_attempts, timeout_seconds, run_at, created_at,
+        updated_at, result, error, unique_key, lease_token, lease_expires_at, version
+        """
+
+    init(
+        id: String,
+        queue: String,
+        type: String,
+        input: Data,
+        state: JobState,
+        priority: Int,
+        attempts: Int,
+        maxAttempts: Int,
+        timeoutSeconds: Double,
+        runAt: Int64,
+        createdAt: Int64,
+        updatedAt: Int64,
+        uniqueKey: String?,
+        version: Int64
+    ) {
+        self.init(
+            id: id,
+            queue: queue,
+            type: type,
+            input: input,
+            state: state,
+            priority: priority,
+            attempts: attempts,
+            maxAttempts: maxAttempts,
+            timeoutSeconds: timeoutSeconds,
+            runAt: runAt,
+            createdAt: createdAt,
+            updatedAt: updatedAt,
+            result: nil,
+            error: nil,
+            uniqueKey: uniqueKey,
+            leaseToken: nil,
+            leaseExpiresAt: nil,
+            version: version
+        )
+    }
+
+    init(row: Row) {
+        self.init(
+            id: row[0],
+            queue: row[1],
+            type: row[2],
+            input: row[3],
+            state: JobState(rawValue: row[4]) ?? .queued,
+            priority: row[5],
+            attempts: row[6],
+            maxAttempts: row[7],
+            timeoutSeconds: row[8],
+            runAt: row[9],
+            createdAt: row[10],
+            updatedAt: row[11],
+            result: row[12],
+            error: row[13],
+            uniqueKey: row[14],
+            leaseToken: row[15],
+            leaseExpiresAt: row[16],
+            version: row[17]
+        )
+    }
+
+    static func fetchOne(_ db: Database, where condition: String, arguments: StatementArguments) throws -> Job? {
+        try fetchAll(db, where: condition + " LIMIT 1", arguments: arguments).first
+    }
+
+    static func fetchAll(_ db: Database, where condition: String, arguments: StatementArguments) throws -> [Job] {
+        try Row.fetchAll(db, sql: "SELECT \(columns) FROM jobs WHERE \(condition)", arguments: arguments)
+            .map(Job.init(row:))
+    }
+}
