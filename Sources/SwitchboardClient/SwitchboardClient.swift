@@ -75,7 +75,7 @@ public struct SwitchboardClient: Sendable {
         try JSONDecoder().decode(T.self, from: Data(try checked(reply).body.readableBytesView))
     }
 
-    private func checked(_ reply: Reply) throws -> Reply {
+    func checked(_ reply: Reply) throws -> Reply {
         guard (200..<300).contains(reply.status.code) else { throw SwitchboardError(reply) }
         return reply
     }

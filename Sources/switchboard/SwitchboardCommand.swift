@@ -6,7 +6,10 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "One server for every way a backend talks.",
-        subcommands: [ServeCommand.self, PublishCommand.self, SubscribeCommand.self, BenchCommand.self],
+        subcommands: [
+            ServeCommand.self, PublishCommand.self, SubscribeCommand.self, JobCommand.self, WorkerCommand.self,
+            BenchCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self
     )
 }
