@@ -129,6 +129,10 @@ let package = Package(
             dependencies: ["SwitchboardBroker", "SwitchboardStore"]
         ),
         .testTarget(
+            name: "SwitchboardJobsTests",
+            dependencies: ["SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore"]
+        ),
+        .testTarget(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",
