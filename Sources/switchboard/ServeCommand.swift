@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.sseHeartbeat.help)) var sseHeartbeat: String?
     @Option(help: .init(ServeSetting.corsOrigins.help)) var corsOrigins: String?
     @Option(help: .init(ServeSetting.topicRetention.help)) var topicRetention: String?
+    @Option(help: .init(ServeSetting.jobQueues.help)) var jobQueues: String?
+    @Option(help: .init(ServeSetting.jobLease.help)) var jobLease: String?
+    @Option(help: .init(ServeSetting.idempotencyRetention.help)) var idempotencyRetention: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -50,7 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
             (.logLevel, logLevel), (.accessLog, accessLog), (.durability, durability),
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
-            (.topicRetention, topicRetention),
+            (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
+            (.idempotencyRetention, idempotencyRetention),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }
