@@ -84,12 +84,15 @@ public final class Idempotency: HTTPResponder, Service {
                 message: "This Idempotency-Key was used with a different request"
             )
         case .started:
-            return try await runFirst(request, key: key, with: handler, expiry: expiry)
+            return try await IdempotencyScope.$current.withValue(IdempotencyScope(key: key, expiresAt: expiry)) {
+                try await runFirst(request, key: key, with: handler, expiry: expiry)
+            }
         }
     }
 
     /// Runs the request that holds the key and keeps its answer: any answer but a server error, which is
-    /// released so that a retry runs again.
+    /// released so that a retry runs again. Handlers that commit their effect in one transaction have
+    /// recorded a first answer with it (see `IdempotencyScope`); the final answer replaces it.
     private func runFirst(
         _ request: Request,
         key: IdempotencyKey,
@@ -158,6 +161,24 @@ public final class Idempotency: HTTPResponder, Service {
             }
             let interval = configuration.purgeInterval
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// The idempotency key of the request a handler is serving. A handler whose effect is one store
+/// transaction hands `receipt` to the store, so the response is recorded in that same transaction.
+public struct IdempotencyScope: Sendable {
+    public var key: IdempotencyKey
+    public var expiresAt: Int64
+
+    @TaskLocal public static var current: IdempotencyScope?
+
+    /// A receipt that records the response `respond` makes of the committed effect.
+    public func receipt<Effect>(_ respond: @escaping @Sendable (Effect) -> Response) -> IdempotencyReceipt<Effect> {
+        IdempotencyReceipt(key: key, expiresAt: expiresAt) { effect in
+            let response = respond(effect)
+            return RecordedResponse(response)
+                ?? RecordedResponse(status: Int(response.status.code), headers: [], body: Data())
         }
     }
 }

@@ -79,12 +79,20 @@ public struct JobsAPI: Sendable {
         let wait = try QueryParameters(request).seconds("wait", max: configuration.maxWaitSeconds)
         let body = try Self.decode(SubmitBody.self, from: request)
         let new = try newJob(from: body)
-        let change = try await jobs.submit(new)
-        var job = change.job
-        if let wait, let finished = try await jobs.job(id: job.id, finishedWithin: wait) {
-            job = finished
+        var change = try await jobs.submit(new, receipt: IdempotencyScope.current?.receipt(Self.submitted))
+        if let wait, let finished = try await jobs.job(id: change.job.id, finishedWithin: wait) {
+            change.job = finished
         }
-        var response = try Response.json(JobJSON(job), status: job.state.isFinal ? .ok : .accepted)
+        return Self.submitted(change)
+    }
+
+    /// 202 with `Location` while the job is live, 200 once it is final; marked when a unique job existed.
+    private static func submitted(_ change: JobChange) -> Response {
+        let job = change.job
+        var response = Response.json(
+            ByteBuffer(bytes: JobJSON(job).data),
+            status: job.state.isFinal ? .ok : .accepted
+        )
         response.headers.add(name: "Location", value: "/v1/jobs/\(job.id)")
         if change.event == nil {
             response.headers.add(name: "Switchboard-Unique", value: "existing")

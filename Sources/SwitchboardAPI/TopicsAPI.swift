@@ -86,24 +86,28 @@ public struct TopicsAPI: Sendable {
             NewMessage(
                 topic: topic,
                 contentType: request.head.headers.first(name: "content-type"),
-                body: Data(request.body.readableBytesView)
+                body: Data(request.body.readableBytesView),
+                receipt: IdempotencyScope.current?.receipt(Self.published)
             )
         ) { promise.completeWith($0) }
-        return promise.futureResult.map { stored in
-            // Every field is a validated topic name, a UUID or a number: no escaping needed.
-            var response = Response.json(
-                ByteBuffer(
-                    string:
-                        #"{"topic":"\#(topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
-                ),
-                status: .created
-            )
-            response.headers.add(
-                name: "Location",
-                value: "/v1/topics/\(topic)/messages?after=\(stored.offset - 1)&limit=1"
-            )
-            return response
-        }
+        return promise.futureResult.map(Self.published)
+    }
+
+    /// 201 with where the message landed.
+    private static func published(_ stored: StoredMessage) -> Response {
+        // Every field is a validated topic name, a UUID or a number: no escaping needed.
+        var response = Response.json(
+            ByteBuffer(
+                string:
+                    #"{"topic":"\#(stored.topic)","offset":\#(stored.offset),"id":"\#(stored.id)","timestamp":\#(stored.timestamp)}"#
+            ),
+            status: .created
+        )
+        response.headers.add(
+            name: "Location",
+            value: "/v1/topics/\(stored.topic)/messages?after=\(stored.offset - 1)&limit=1"
+        )
+        return response
     }
 
     private func poll(_ request: Request) async throws -> Response {

@@ -40,8 +40,9 @@ public final class Jobs: Service, Sendable {
         self.logger = logger
     }
 
-    public func submit(_ job: NewJob) async throws -> JobChange {
-        let change = try await store.submit(job, now: Self.now(), event: Self.event)
+    /// Adds a job; `receipt` is the idempotency record to commit with it.
+    public func submit(_ job: NewJob, receipt: IdempotencyReceipt<JobChange>? = nil) async throws -> JobChange {
+        let change = try await store.submit(job, now: Self.now(), event: Self.event, receipt: receipt)
         announce([change])
         return change
     }

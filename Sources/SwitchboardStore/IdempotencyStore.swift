@@ -25,6 +25,23 @@ public struct RecordedResponse: Sendable, Equatable {
     }
 }
 
+/// The record of a request's response, to be written in the same transaction as the request's effect,
+/// so that a crash can never leave the effect without its record. It is provisional until the request
+/// records its final response: retries are told the request is still running until then, and get this
+/// response if its process dies first.
+public struct IdempotencyReceipt<Effect>: Sendable {
+    public var key: IdempotencyKey
+    public var expiresAt: Int64
+    /// The response, from the effect as committed.
+    public var render: @Sendable (Effect) -> RecordedResponse
+
+    public init(key: IdempotencyKey, expiresAt: Int64, render: @escaping @Sendable (Effect) -> RecordedResponse) {
+        self.key = key
+        self.expiresAt = expiresAt
+        self.render = render
+    }
+}
+
 /// What a request carrying an idempotency key should do.
 public enum IdempotencyClaim: Sendable, Equatable {
     /// The key is new (or its first holder died): run the request, then record its response.
@@ -43,7 +60,7 @@ public protocol IdempotencyStore: Sendable {
     /// running by another owner — a process that died mid-request — is taken over.
     func claim(_ key: IdempotencyKey, fingerprint: String, owner: String, now: Int64, expiresAt: Int64)
         async throws -> IdempotencyClaim
-    /// Records the response of the request that holds `key`.
+    /// Records the final response of the request that holds `key`.
     func record(_ response: RecordedResponse, for key: IdempotencyKey, expiresAt: Int64) async throws
     /// Drops a claim whose request ended without a response worth replaying, so a retry runs again.
     func release(_ key: IdempotencyKey) async throws

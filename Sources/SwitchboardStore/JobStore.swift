@@ -116,8 +116,9 @@ public typealias RetryPolicy = @Sendable (_ attempts: Int) -> Int64?
 /// The queue behind jobs: each state change is a transaction that also appends the change's event to the
 /// job's topic, so the announcements can never disagree with the state.
 public protocol JobStore: Sendable {
-    /// Adds a job (or returns the live unique job with the same key).
-    func submit(_ job: NewJob, now: Int64, event: JobEventRenderer) async throws -> JobChange
+    /// Adds a job (or returns the live unique job with the same key), with its idempotency record.
+    func submit(_ job: NewJob, now: Int64, event: JobEventRenderer, receipt: IdempotencyReceipt<JobChange>?)
+        async throws -> JobChange
     func job(id: String) async throws -> Job?
     /// Jobs, newest first, optionally of one queue and state.
     func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job]

@@ -20,7 +20,10 @@ extension SQLiteStore: IdempotencyStore {
             )
             if let existing {
                 guard existing["fingerprint"] == fingerprint else { return .mismatch }
-                if let status: Int = existing["status"] {
+                let holder: String = existing["owner"]
+                // A response recorded with the effect while its request still runs is provisional: it is
+                // replayed only once the request has finished, or its process has died.
+                if let status: Int = existing["status"], holder != owner {
                     let headers: Data = existing["headers"]
                     return .replay(
                         RecordedResponse(
@@ -30,7 +33,7 @@ extension SQLiteStore: IdempotencyStore {
                         )
                     )
                 }
-                if existing["owner"] == owner {
+                if holder == owner {
                     return .inProgress
                 }
             }
@@ -46,16 +49,37 @@ extension SQLiteStore: IdempotencyStore {
     }
 
     public func record(_ response: RecordedResponse, for key: IdempotencyKey, expiresAt: Int64) async throws {
-        let headers = try JSONEncoder().encode(response.headers)
         try await pool.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE idempotency_keys SET status = ?, headers = ?, body = ?, expires_at = ?
-                    WHERE principal = ? AND key = ?
-                    """,
-                arguments: [response.status, headers, response.body, expiresAt, key.principal, key.key]
-            )
+            try Self.record(response, for: key, expiresAt: expiresAt, final: true, in: db)
         }
+    }
+
+    /// Writes the receipt's provisional record inside the caller's transaction, the one that commits
+    /// `effect`.
+    static func record<Effect>(_ receipt: IdempotencyReceipt<Effect>?, of effect: Effect, in db: Database) throws {
+        guard let receipt else { return }
+        try record(receipt.render(effect), for: receipt.key, expiresAt: receipt.expiresAt, final: false, in: db)
+    }
+
+    /// A final record has no owner any more: every claim replays it.
+    private static func record(
+        _ response: RecordedResponse,
+        for key: IdempotencyKey,
+        expiresAt: Int64,
+        final: Bool,
+        in db: Database
+    ) throws {
+        try db.execute(
+            sql: """
+                UPDATE idempotency_keys SET status = ?, headers = ?, body = ?, expires_at = ?,
+                    owner = CASE WHEN ? THEN '' ELSE owner END
+                WHERE principal = ? AND key = ?
+                """,
+            arguments: [
+                response.status, try JSONEncoder().encode(response.headers), response.body, expiresAt, final,
+                key.principal, key.key,
+            ]
+        )
     }
 
     public func release(_ key: IdempotencyKey) async throws {

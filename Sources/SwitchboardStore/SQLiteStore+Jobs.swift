@@ -2,46 +2,58 @@ import Foundation
 import GRDB
 
 extension SQLiteStore: JobStore {
-    public func submit(_ new: NewJob, now: Int64, event: JobEventRenderer) async throws -> JobChange {
+    public func submit(
+        _ new: NewJob,
+        now: Int64,
+        event: JobEventRenderer,
+        receipt: IdempotencyReceipt<JobChange>?
+    ) async throws -> JobChange {
         try await pool.write { db in
-            if let key = new.uniqueKey,
-                let existing = try Job.fetchOne(
-                    db,
-                    where: "queue = ? AND unique_key = ? AND created_at >= ? ORDER BY created_at DESC",
-                    arguments: [new.queue, key, now - new.uniqueForSeconds * 1000]
-                )
-            {
-                return JobChange(job: existing, event: nil)
-            }
-            let job = Job(
-                id: UUID().uuidString.lowercased(),
-                queue: new.queue,
-                type: new.type,
-                input: new.input,
-                state: .queued,
-                priority: new.priority,
-                attempts: 0,
-                maxAttempts: new.maxAttempts,
-                timeoutSeconds: new.timeoutSeconds,
-                runAt: new.runAt ?? now,
-                createdAt: now,
-                updatedAt: now,
-                uniqueKey: new.uniqueKey,
-                version: 0
-            )
-            try db.execute(
-                sql: """
-                    INSERT INTO jobs (id, queue, type, input, state, priority, attempts, max_attempts,
-                        timeout_seconds, run_at, created_at, updated_at, unique_key, version)
-                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0)
-                    """,
-                arguments: [
-                    job.id, job.queue, job.type, job.input, job.state.rawValue, job.priority, job.maxAttempts,
-                    job.timeoutSeconds, job.runAt, now, now, job.uniqueKey,
-                ]
-            )
-            return try Self.announce(job, now: now, in: db, event: event)
+            let change = try Self.submit(new, now: now, event: event, in: db)
+            try Self.record(receipt, of: change, in: db)
+            return change
         }
+    }
+
+    private static func submit(_ new: NewJob, now: Int64, event: JobEventRenderer, in db: Database) throws -> JobChange
+    {
+        if let key = new.uniqueKey,
+            let existing = try Job.fetchOne(
+                db,
+                where: "queue = ? AND unique_key = ? AND created_at >= ? ORDER BY created_at DESC",
+                arguments: [new.queue, key, now - new.uniqueForSeconds * 1000]
+            )
+        {
+            return JobChange(job: existing, event: nil)
+        }
+        let job = Job(
+            id: UUID().uuidString.lowercased(),
+            queue: new.queue,
+            type: new.type,
+            input: new.input,
+            state: .queued,
+            priority: new.priority,
+            attempts: 0,
+            maxAttempts: new.maxAttempts,
+            timeoutSeconds: new.timeoutSeconds,
+            runAt: new.runAt ?? now,
+            createdAt: now,
+            updatedAt: now,
+            uniqueKey: new.uniqueKey,
+            version: 0
+        )
+        try db.execute(
+            sql: """
+                INSERT INTO jobs (id, queue, type, input, state, priority, attempts, max_attempts,
+                    timeout_seconds, run_at, created_at, updated_at, unique_key, version)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0)
+                """,
+            arguments: [
+                job.id, job.queue, job.type, job.input, job.state.rawValue, job.priority, job.maxAttempts,
+                job.timeoutSeconds, job.runAt, now, now, job.uniqueKey,
+            ]
+        )
+        return try Self.announce(job, now: now, in: db, event: event)
     }
 
     public func job(id: String) async throws -> Job? {

@@ -33,16 +33,16 @@ extension SQLiteStore: TopicStore {
             try insert.execute(arguments: [
                 message.topic, offset, id, timestamp, message.contentType, message.body,
             ])
-            stored.append(
-                StoredMessage(
-                    topic: message.topic,
-                    offset: offset,
-                    id: id,
-                    timestamp: timestamp,
-                    contentType: message.contentType,
-                    body: message.body
-                )
+            let committed = StoredMessage(
+                topic: message.topic,
+                offset: offset,
+                id: id,
+                timestamp: timestamp,
+                contentType: message.contentType,
+                body: message.body
             )
+            try record(message.receipt, of: committed, in: db)
+            stored.append(committed)
         }
         let advance = try db.cachedStatement(sql: "UPDATE topics SET next_offset = ? WHERE name = ?")
         for (topic, next) in nextOffsets {

@@ -1,15 +1,23 @@
 import Foundation
 
 /// A message to append to a topic's log.
-public struct NewMessage: Sendable, Equatable {
+public struct NewMessage: Sendable {
     public var topic: String
     public var contentType: String?
     public var body: Data
+    /// The idempotency record of the publish, committed with the message.
+    public var receipt: IdempotencyReceipt<StoredMessage>?
 
-    public init(topic: String, contentType: String? = nil, body: Data) {
+    public init(
+        topic: String,
+        contentType: String? = nil,
+        body: Data,
+        receipt: IdempotencyReceipt<StoredMessage>? = nil
+    ) {
         self.topic = topic
         self.contentType = contentType
         self.body = body
+        self.receipt = receipt
     }
 }
 

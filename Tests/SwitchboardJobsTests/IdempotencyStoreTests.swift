@@ -50,4 +50,32 @@ import Testing
         #expect(try await claim("other", now: 2500) == .started)
         #expect(try await store.purgeIdempotencyKeys(now: 20_000) == 1)
     }
+
+    @Test func aReceiptIsCommittedWithTheJobItAnswersFor() async throws {
+        #expect(try await claim() == .started)
+        let receipt = IdempotencyReceipt<JobChange>(key: key, expiresAt: 10_000) { change in
+            RecordedResponse(status: 202, headers: [], body: Data(change.job.id.utf8))
+        }
+        let change = try await store.submit(
+            NewJob(queue: "q", type: "t", input: Data("{}".utf8)),
+            now: 1000,
+            event: { NewMessage(topic: "jobs.\($0.id)", body: Data()) },
+            receipt: receipt
+        )
+        #expect(try await claim() == .inProgress)
+        let response = RecordedResponse(status: 202, headers: [], body: Data(change.job.id.utf8))
+        #expect(try await claim(owner: "after-a-crash") == .replay(response))
+    }
+
+    @Test func aReceiptIsCommittedWithTheMessageItAnswersFor() async throws {
+        #expect(try await claim() == .started)
+        let receipt = IdempotencyReceipt<StoredMessage>(key: key, expiresAt: 10_000) { message in
+            RecordedResponse(status: 201, headers: [], body: Data("\(message.offset)".utf8))
+        }
+        _ = try await store.append([NewMessage(topic: "t", body: Data("x".utf8), receipt: receipt)])
+        #expect(
+            try await claim(owner: "after-a-crash")
+                == .replay(RecordedResponse(status: 201, headers: [], body: Data("1".utf8)))
+        )
+    }
 }

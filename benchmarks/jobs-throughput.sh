@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Jobs per second end to end (submitted -> claimed -> completed) on SQLite, and submit-to-start latency.
+#  1. Built-in workers: wrk submits no-op jobs (`sleep` 0 s) with 64 keep-alive connections while the
+#     built-in workers of queue `default` run them.
+#  2. External HTTP workers: wrk submits jobs to queue `ext`, then N Python processes claim and complete
+#     them over HTTP (benchmarks/jobs-worker.py).
+# Rates and latencies are read back from the store: first creation to last completion, and for each job
+# the time from submission to the commit of its `running` event.
+#
+# Usage: benchmarks/jobs-throughput.sh [duration=10s] [external-workers=4]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+workers=${2:-4}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+swift build -c release --product switchboard >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
+    --log-level warning --job-queues default=8 &
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+url="http://127.0.0.1:$port"
+
+submit_script() {
+    cat > "$work/submit-$1.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$2'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+    echo "$work/submit-$1.lua"
+}
+
+# Waits until no job of queue $1 is queued or running.
+drain() {
+    while [ "$(sqlite3 "$work/data/switchboard.sqlite" \
+        "SELECT COUNT(*) FROM jobs WHERE queue = '$1' AND state IN ('queued', 'running')")" != 0 ]; do
+        sleep 0.5
+    done
+}
+
+# Prints jobs/s from first submission to last completion, and submit-to-start p50/p99, for queue $1.
+report() {
+    sqlite3 "$work/data/switchboard.sqlite" <<SQL
+.mode list
+SELECT printf('  %d jobs succeeded in %.2f s: %.0f jobs/s end to end', COUNT(*),
+    (MAX(updated_at) - MIN(created_at)) / 1000.0, COUNT(*) * 1000.0 / (MAX(updated_at) - MIN(created_at)))
+FROM jobs WHERE queue = '$1' AND state = 'succeeded';
+WITH starts AS (
+    SELECT m.published_at - j.created_at AS latency FROM jobs j
+    JOIN topic_messages m ON m.topic = 'jobs.' || j.id AND m."offset" = 2
+    WHERE j.queue = '$1'
+), ranked AS (SELECT latency, ROW_NUMBER() OVER (ORDER BY latency) AS n, COUNT(*) OVER () AS total FROM starts)
+SELECT printf('  submit to start: p50 %d ms, p99 %d ms',
+    MAX(CASE WHEN n <= total * 0.50 THEN latency END), MAX(CASE WHEN n <= total * 0.99 THEN latency END))
+FROM ranked;
+SQL
+}
+
+echo "1. built-in workers (queue default, 8 at once), wrk -t2 -c64 -d$duration submitting sleep-0 jobs"
+wrk -t2 -c64 -d"$duration" --latency -s "$(submit_script builtin '{"type":"sleep","input":{"seconds":0}}')" \
+    "$url/v1/jobs" | grep -E "Requests/sec|requests in" | sed 's/^/  submit: /'
+drain default
+report default
+
+echo "2. external HTTP workers ($workers processes), wrk -t2 -c64 -d$duration submitting to queue ext first"
+wrk -t2 -c64 -d"$duration" -s "$(submit_script ext '{"queue":"ext","type":"noop","input":null}')" \
+    "$url/v1/jobs" | grep -E "Requests/sec" | sed 's/^/  submit: /'
+start=$(date +%s.%N)
+for _ in $(seq "$workers"); do python3 benchmarks/jobs-worker.py "$port" ext > "$work/worker-$RANDOM.out" & done
+wait $(jobs -p | tail -n "$workers")
+end=$(date +%s.%N)
+completed=$(cat "$work"/worker-*.out | paste -sd+ | bc)
+python3 -c "print(f'  claimed and completed {$completed} jobs in {$end - $start:.2f} s: {$completed / ($end - $start):.0f} jobs/s')"
