@@ -69,9 +69,11 @@ report default
 echo "2. external HTTP workers ($workers processes), wrk -t2 -c64 -d$duration submitting to queue ext first"
 wrk -t2 -c64 -d"$duration" -s "$(submit_script ext '{"queue":"ext","type":"noop","input":null}')" \
     "$url/v1/jobs" | grep -E "Requests/sec" | sed 's/^/  submit: /'
-start=$(date +%s.%N)
-for _ in $(seq "$workers"); do python3 benchmarks/jobs-worker.py "$port" ext > "$work/worker-$RANDOM.out" & done
+for _ in $(seq "$workers"); do python3 benchmarks/jobs-worker.py "$port" ext >/dev/null & done
 wait $(jobs -p | tail -n "$workers")
-end=$(date +%s.%N)
-completed=$(cat "$work"/worker-*.out | paste -sd+ | bc)
-python3 -c "print(f'  claimed and completed {$completed} jobs in {$end - $start:.2f} s: {$completed / ($end - $start):.0f} jobs/s')"
+sqlite3 "$work/data/switchboard.sqlite" <<SQL
+SELECT printf('  %d jobs claimed and completed in %.2f s: %.0f jobs/s', COUNT(*),
+    (MAX(j.updated_at) - MIN(m.published_at)) / 1000.0, COUNT(*) * 1000.0 / (MAX(j.updated_at) - MIN(m.published_at)))
+FROM jobs j JOIN topic_messages m ON m.topic = 'jobs.' || j.id AND m."offset" = 2
+WHERE j.queue = 'ext' AND j.state = 'succeeded';
+SQL

@@ -90,7 +90,7 @@ public struct JobsAPI: Sendable {
     private static func submitted(_ change: JobChange) -> Response {
         let job = change.job
         var response = Response.json(
-            ByteBuffer(bytes: JobJSON(job).data),
+            ByteBuffer(bytes: JobJSON.encode(job)),
             status: job.state.isFinal ? .ok : .accepted
         )
         response.headers.add(name: "Location", value: "/v1/jobs/\(job.id)")
@@ -167,9 +167,6 @@ public struct JobsAPI: Sendable {
 
     /// `GET /v1/jobs?queue=Q&state=S&limit=N`, newest first; `state=dead` is the dead-letter list.
     private func list(_ request: Request) async throws -> Response {
-        struct Listing: Encodable {
-            var jobs: [JobJSON]
-        }
         let query = request.query
         let limit = try QueryParameters(request).integer("limit", in: 1...1000) ?? 100
         var state: JobState?
@@ -183,7 +180,7 @@ public struct JobsAPI: Sendable {
             state = known
         }
         let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
-        return try .json(Listing(jobs: found.map { JobJSON($0) }))
+        return .json(ByteBuffer(bytes: JobJSON.encode(list: found)))
     }
 
     /// `POST /v1/queues/{queue}/claim?wait=S&lease=L`: the next due job with its lease (200), or 204 when
@@ -197,7 +194,7 @@ public struct JobsAPI: Sendable {
         guard let job = try await jobs.claim(queue: queue, lease: lease, waitingUpTo: wait) else {
             return Response(status: .noContent)
         }
-        return try .json(JobJSON(job, withLease: true))
+        return .json(ByteBuffer(bytes: JobJSON.encode(job, withLease: true)))
     }
 
     private func heartbeat(_ request: Request) async throws -> Response {
@@ -234,7 +231,7 @@ public struct JobsAPI: Sendable {
     }
 
     private func answer(_ job: Job) throws -> Response {
-        try .json(JobJSON(job))
+        .json(ByteBuffer(bytes: JobJSON.encode(job)))
     }
 
     /// Runs a job operation, turning the store's refusals into HTTP errors.

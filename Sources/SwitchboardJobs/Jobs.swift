@@ -173,8 +173,9 @@ public final class Jobs: Service, Sendable {
     private func announce(_ changes: [JobChange]) {
         broker.announce(changes.compactMap(\.event))
         let now = Self.now()
-        for queue in Set(changes.filter { $0.job.state == .queued && $0.job.runAt <= now }.map(\.job.queue)) {
-            signals.notify(queue)
+        let due = changes.filter { $0.job.state == .queued && $0.job.runAt <= now }
+        for (queue, jobs) in Dictionary(grouping: due, by: \.job.queue) {
+            signals.notify(queue, count: jobs.count)
         }
     }
 
@@ -191,7 +192,7 @@ public final class Jobs: Service, Sendable {
     private static let noRetry: RetryPolicy = { _ in nil }
 
     private static let event: JobEventRenderer = { job in
-        NewMessage(topic: topic(of: job.id), contentType: "application/json", body: JobJSON(job).data)
+        NewMessage(topic: topic(of: job.id), contentType: "application/json", body: JobJSON.encode(job))
     }
 
     static func now() -> Int64 {

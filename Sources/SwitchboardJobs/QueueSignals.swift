@@ -5,10 +5,13 @@ final class QueueSignals: Sendable {
     private let waiters = Mutex<[String: [Int: CheckedContinuation<Void, Never>]]>([:])
     private let nextID = Atomic<Int>(0)
 
-    /// Wakes every worker waiting on `queue`.
-    func notify(_ queue: String) {
-        let woken = waiters.withLock { $0.removeValue(forKey: queue) ?? [:] }
-        for continuation in woken.values {
+    /// Wakes up to `count` of the workers waiting on `queue`: one per job that became due.
+    func notify(_ queue: String, count: Int) {
+        let woken = waiters.withLock { waiters in
+            let chosen = Array((waiters[queue] ?? [:]).keys.prefix(count))
+            return chosen.compactMap { waiters[queue]?.removeValue(forKey: $0) }
+        }
+        for continuation in woken {
             continuation.resume()
         }
     }

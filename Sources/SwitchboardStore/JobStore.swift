@@ -117,28 +117,28 @@ public typealias RetryPolicy = @Sendable (_ attempts: Int) -> Int64?
 /// job's topic, so the announcements can never disagree with the state.
 public protocol JobStore: Sendable {
     /// Adds a job (or returns the live unique job with the same key), with its idempotency record.
-    func submit(_ job: NewJob, now: Int64, event: JobEventRenderer, receipt: IdempotencyReceipt<JobChange>?)
+    func submit(_ job: NewJob, now: Int64, event: @escaping JobEventRenderer, receipt: IdempotencyReceipt<JobChange>?)
         async throws -> JobChange
     func job(id: String) async throws -> Job?
     /// Jobs, newest first, optionally of one queue and state.
     func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job]
     /// Leases up to `limit` due jobs of `queue`, highest priority first, to one worker.
-    func claim(queue: String, limit: Int, leaseMilliseconds: Int64, now: Int64, event: JobEventRenderer)
+    func claim(queue: String, limit: Int, leaseMilliseconds: Int64, now: Int64, event: @escaping JobEventRenderer)
         async throws -> [JobChange]
     /// Extends the lease of a running job whose `token` is current.
     func heartbeat(id: String, token: String, leaseMilliseconds: Int64, now: Int64) async throws -> Job
-    func complete(id: String, token: String, result: Data, now: Int64, event: JobEventRenderer)
+    func complete(id: String, token: String, result: Data, now: Int64, event: @escaping JobEventRenderer)
         async throws -> JobChange
     /// Records a failed attempt: `failed` when the policy gives no delay, else queued again after the
     /// delay while attempts remain, else `dead`.
-    func fail(id: String, token: String, error: String, retry: RetryPolicy, now: Int64, event: JobEventRenderer)
+    func fail(id: String, token: String, error: String, retry: @escaping RetryPolicy, now: Int64, event: @escaping JobEventRenderer)
         async throws -> JobChange
     /// Cancels a queued or running job.
-    func cancel(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange
+    func cancel(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange
     /// Puts a dead, failed or cancelled job back in its queue with fresh attempts.
-    func requeue(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange
+    func requeue(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange
     /// Returns running jobs whose lease has expired to their queue (or to `dead` when out of attempts).
-    func expireLeases(now: Int64, event: JobEventRenderer) async throws -> [JobChange]
+    func expireLeases(now: Int64, event: @escaping JobEventRenderer) async throws -> [JobChange]
     /// When the earliest queued job of `queue` becomes due; `nil` when none is queued.
     func nextDue(queue: String) async throws -> Int64?
 }

@@ -9,7 +9,7 @@ extension SQLiteStore: IdempotencyStore {
         now: Int64,
         expiresAt: Int64
     ) async throws -> IdempotencyClaim {
-        try await pool.write { db in
+        try await writes.write { db in
             let existing = try Row.fetchOne(
                 db,
                 sql: """
@@ -49,7 +49,7 @@ extension SQLiteStore: IdempotencyStore {
     }
 
     public func record(_ response: RecordedResponse, for key: IdempotencyKey, expiresAt: Int64) async throws {
-        try await pool.write { db in
+        try await writes.write { db in
             try Self.record(response, for: key, expiresAt: expiresAt, final: true, in: db)
         }
     }
@@ -83,7 +83,7 @@ extension SQLiteStore: IdempotencyStore {
     }
 
     public func release(_ key: IdempotencyKey) async throws {
-        try await pool.write { db in
+        try await writes.write { db in
             try db.execute(
                 sql: "DELETE FROM idempotency_keys WHERE principal = ? AND key = ? AND status IS NULL",
                 arguments: [key.principal, key.key]
@@ -92,7 +92,7 @@ extension SQLiteStore: IdempotencyStore {
     }
 
     public func purgeIdempotencyKeys(now: Int64) async throws -> Int {
-        try await pool.write { db in
+        try await writes.write { db in
             try db.execute(sql: "DELETE FROM idempotency_keys WHERE expires_at <= ?", arguments: [now])
             return db.changesCount
         }

@@ -5,17 +5,17 @@ extension SQLiteStore: JobStore {
     public func submit(
         _ new: NewJob,
         now: Int64,
-        event: JobEventRenderer,
+        event: @escaping JobEventRenderer,
         receipt: IdempotencyReceipt<JobChange>?
     ) async throws -> JobChange {
-        try await pool.write { db in
+        try await writes.write { db in
             let change = try Self.submit(new, now: now, event: event, in: db)
             try Self.record(receipt, of: change, in: db)
             return change
         }
     }
 
-    private static func submit(_ new: NewJob, now: Int64, event: JobEventRenderer, in db: Database) throws -> JobChange
+    private static func submit(_ new: NewJob, now: Int64, event: @escaping JobEventRenderer, in db: Database) throws -> JobChange
     {
         if let key = new.uniqueKey,
             let existing = try Job.fetchOne(
@@ -27,7 +27,7 @@ extension SQLiteStore: JobStore {
             return JobChange(job: existing, event: nil)
         }
         let job = Job(
-            id: UUID().uuidString.lowercased(),
+            id: UUID.timeOrdered().uuidString.lowercased(),
             queue: new.queue,
             type: new.type,
             input: new.input,
@@ -40,20 +40,19 @@ extension SQLiteStore: JobStore {
             createdAt: now,
             updatedAt: now,
             uniqueKey: new.uniqueKey,
-            version: 0
+            version: 1
         )
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO jobs (id, queue, type, input, state, priority, attempts, max_attempts,
                     timeout_seconds, run_at, created_at, updated_at, unique_key, version)
-                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0)
-                """,
-            arguments: [
-                job.id, job.queue, job.type, job.input, job.state.rawValue, job.priority, job.maxAttempts,
-                job.timeoutSeconds, job.runAt, now, now, job.uniqueKey,
-            ]
-        )
-        return try Self.announce(job, now: now, in: db, event: event)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 1)
+                """
+        ).execute(arguments: [
+            job.id, job.queue, job.type, job.input, job.state.rawValue, job.priority, job.maxAttempts,
+            job.timeoutSeconds, job.runAt, now, now, job.uniqueKey,
+        ])
+        return JobChange(job: job, event: try append([event(job)], in: db).first)
     }
 
     public func job(id: String) async throws -> Job? {
@@ -75,9 +74,9 @@ extension SQLiteStore: JobStore {
         limit: Int,
         leaseMilliseconds: Int64,
         now: Int64,
-        event: JobEventRenderer
+        event: @escaping JobEventRenderer
     ) async throws -> [JobChange] {
-        try await pool.write { db in
+        try await writes.write { db in
             let due = try Job.fetchAll(
                 db,
                 where: "queue = ? AND state = 'queued' AND run_at <= ? ORDER BY priority DESC, run_at LIMIT ?",
@@ -95,13 +94,11 @@ extension SQLiteStore: JobStore {
     }
 
     public func heartbeat(id: String, token: String, leaseMilliseconds: Int64, now: Int64) async throws -> Job {
-        try await pool.write { db in
+        try await writes.write { db in
             var job = try Self.leased(id: id, token: token, now: now, in: db)
             job.leaseExpiresAt = now + leaseMilliseconds
-            try db.execute(
-                sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ?",
-                arguments: [job.leaseExpiresAt, id]
-            )
+            try db.cachedStatement(sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ?")
+                .execute(arguments: [job.leaseExpiresAt, id])
             return job
         }
     }
@@ -111,9 +108,9 @@ extension SQLiteStore: JobStore {
         token: String,
         result: Data,
         now: Int64,
-        event: JobEventRenderer
+        event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await pool.write { db in
+        try await writes.write { db in
             var job = try Self.leased(id: id, token: token, now: now, in: db)
             job.state = .succeeded
             job.result = result
@@ -126,11 +123,11 @@ extension SQLiteStore: JobStore {
         id: String,
         token: String,
         error: String,
-        retry: RetryPolicy,
+        retry: @escaping RetryPolicy,
         now: Int64,
-        event: JobEventRenderer
+        event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await pool.write { db in
+        try await writes.write { db in
             var job = try Self.leased(id: id, token: token, now: now, in: db)
             job.error = error
             Self.endAttempt(&job, retry: retry, now: now)
@@ -138,8 +135,8 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    public func cancel(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange {
-        try await pool.write { db in
+    public func cancel(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
+        try await writes.write { db in
             var job = try Self.existing(id: id, in: db)
             guard !job.state.isFinal else { throw JobStoreError.wrongState(job.state) }
             job.state = .cancelled
@@ -147,8 +144,8 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    public func requeue(id: String, now: Int64, event: JobEventRenderer) async throws -> JobChange {
-        try await pool.write { db in
+    public func requeue(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
+        try await writes.write { db in
             var job = try Self.existing(id: id, in: db)
             guard job.state.isFinal && job.state != .succeeded else { throw JobStoreError.wrongState(job.state) }
             job.state = .queued
@@ -158,8 +155,8 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    public func expireLeases(now: Int64, event: JobEventRenderer) async throws -> [JobChange] {
-        try await pool.write { db in
+    public func expireLeases(now: Int64, event: @escaping JobEventRenderer) async throws -> [JobChange] {
+        try await writes.write { db in
             let expired = try Job.fetchAll(
                 db,
                 where: "state = 'running' AND lease_expires_at <= ? LIMIT 1000",
@@ -186,7 +183,7 @@ extension SQLiteStore: JobStore {
 
     /// After a failed attempt: `failed` when not to be retried, else queued again after the retry delay
     /// while attempts remain, else `dead`.
-    private static func endAttempt(_ job: inout Job, retry: RetryPolicy, now: Int64) {
+    private static func endAttempt(_ job: inout Job, retry: @escaping RetryPolicy, now: Int64) {
         guard let delay = retry(job.attempts) else {
             job.state = .failed
             return
@@ -220,7 +217,7 @@ extension SQLiteStore: JobStore {
         _ job: Job,
         now: Int64,
         in db: Database,
-        event: JobEventRenderer
+        event: @escaping JobEventRenderer
     ) throws -> JobChange {
         var job = job
         job.version += 1
@@ -229,16 +226,15 @@ extension SQLiteStore: JobStore {
             job.leaseToken = nil
             job.leaseExpiresAt = nil
         }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE jobs SET state = ?, attempts = ?, run_at = ?, updated_at = ?, result = ?, error = ?,
                     lease_token = ?, lease_expires_at = ?, version = ? WHERE id = ?
-                """,
-            arguments: [
-                job.state.rawValue, job.attempts, job.runAt, job.updatedAt, job.result, job.error, job.leaseToken,
-                job.leaseExpiresAt, job.version, job.id,
-            ]
-        )
+                """
+        ).execute(arguments: [
+            job.state.rawValue, job.attempts, job.runAt, job.updatedAt, job.result, job.error, job.leaseToken,
+            job.leaseExpiresAt, job.version, job.id,
+        ])
         let stored = try append([event(job)], in: db)
         return JobChange(job: job, event: stored.first)
     }
@@ -316,7 +312,7 @@ extension Job {
     }
 
     static func fetchAll(_ db: Database, where condition: String, arguments: StatementArguments) throws -> [Job] {
-        try Row.fetchAll(db, sql: "SELECT \(columns) FROM jobs WHERE \(condition)", arguments: arguments)
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE \(condition)"), arguments: arguments)
             .map(Job.init(row:))
     }
 }

@@ -8,6 +8,8 @@ public final class SQLiteStore: Store {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// Group commit for the small writes of jobs and idempotency keys.
+    let writes: WriteBatcher
 
     /// How hard a commit works to survive a crash.
     public enum Durability: String, Sendable {
@@ -30,6 +32,7 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        writes = WriteBatcher(pool: pool)
         try Self.migrator.migrate(pool)
     }
 
