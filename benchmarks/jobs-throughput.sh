@@ -21,7 +21,7 @@ swift build -c release --product switchboard >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
-    --log-level warning --job-queues default=8 &
+    --log-level warning --job-queues default=64 &
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port"
 
@@ -60,7 +60,7 @@ FROM ranked;
 SQL
 }
 
-echo "1. built-in workers (queue default, 8 at once), wrk -t2 -c64 -d$duration submitting sleep-0 jobs"
+echo "1. built-in workers (queue default, 64 at once), wrk -t2 -c64 -d$duration submitting sleep-0 jobs"
 wrk -t2 -c64 -d"$duration" --latency -s "$(submit_script builtin '{"type":"sleep","input":{"seconds":0}}')" \
     "$url/v1/jobs" | grep -E "Requests/sec|requests in" | sed 's/^/  submit: /'
 drain default

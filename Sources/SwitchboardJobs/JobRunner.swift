@@ -1,10 +1,11 @@
 import Logging
 import ServiceLifecycle
 import SwitchboardStore
+import Synchronization
 
-/// The built-in workers: for each queue they serve, a fixed number of loops that claim a job, run its
-/// handler under a heartbeat and a timeout, and record the outcome. On graceful shutdown they stop
-/// claiming and finish the attempts they hold.
+/// The built-in workers: for each queue they serve, a dispatcher that claims as many jobs at once as it
+/// has free slots (up to the queue's concurrency) and runs each handler under a heartbeat and a timeout,
+/// recording the outcome. On graceful shutdown they stop claiming and finish the attempts they hold.
 public final class JobRunner: Service, Sendable {
     private let jobs: Jobs
     private let handlers: JobHandlers
@@ -22,28 +23,41 @@ public final class JobRunner: Service, Sendable {
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             for (queue, concurrency) in queues {
-                for _ in 0..<max(1, concurrency) {
-                    group.addTask { await self.work(queue: queue) }
-                }
+                group.addTask { await self.dispatch(queue: queue, concurrency: max(1, concurrency)) }
             }
         }
     }
 
-    /// One worker loop: claim, run, record; until graceful shutdown.
-    private func work(queue: String) async {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let claimed = try await cancelWhenGracefulShutdown {
-                    try await self.jobs.claim(queue: queue, waitingUpTo: .seconds(5))
+    /// Claims jobs of `queue` into free slots and runs them, until graceful shutdown.
+    private func dispatch(queue: String, concurrency: Int) async {
+        let running = RunningCount()
+        let (freed, slotFreed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        var freedSlots = freed.makeAsyncIterator()
+        await withDiscardingTaskGroup { group in
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let free = concurrency - running.value.load(ordering: .acquiring)
+                guard free > 0 else {
+                    _ = await freedSlots.next()
+                    continue
                 }
-                if let job = claimed {
-                    await execute(job)
+                do {
+                    let claimed = try await cancelWhenGracefulShutdown {
+                        try await self.jobs.claim(queue: queue, limit: free, waitingUpTo: .seconds(5))
+                    }
+                    running.value.add(claimed.count, ordering: .releasing)
+                    for job in claimed {
+                        group.addTask {
+                            await self.execute(job)
+                            running.value.subtract(1, ordering: .releasing)
+                            slotFreed.yield()
+                        }
+                    }
+                } catch is CancellationError {
+                    break
+                } catch {
+                    logger.error("Claim failed", metadata: ["queue": "\(queue)", "error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
                 }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.error("Claim failed", metadata: ["queue": "\(queue)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
             }
         }
     }
@@ -111,6 +125,11 @@ public final class JobRunner: Service, Sendable {
             return .failure(CancellationError())
         }
     }
+}
+
+/// How many jobs a dispatcher has running.
+private final class RunningCount: Sendable {
+    let value = Atomic(0)
 }
 
 /// An attempt ran past its job's `timeoutSeconds`.

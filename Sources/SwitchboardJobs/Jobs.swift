@@ -57,22 +57,32 @@ public final class Jobs: Service, Sendable {
 
     /// Leases the next due job of `queue`, waiting up to `wait` for one; `nil` when none came.
     public func claim(queue: String, lease: Duration? = nil, waitingUpTo wait: Duration = .zero) async throws -> Job? {
+        try await claim(queue: queue, limit: 1, lease: lease, waitingUpTo: wait).first
+    }
+
+    /// Leases up to `limit` due jobs of `queue` in one transaction, waiting up to `wait` for the first.
+    public func claim(
+        queue: String,
+        limit: Int,
+        lease: Duration? = nil,
+        waitingUpTo wait: Duration = .zero
+    ) async throws -> [Job] {
         let deadline = ContinuousClock.now + wait
         let lease = (lease ?? configuration.defaultLease).milliseconds
         while true {
             let claimed = try await store.claim(
                 queue: queue,
-                limit: 1,
+                limit: limit,
                 leaseMilliseconds: lease,
                 now: Self.now(),
                 event: Self.event
             )
-            if let change = claimed.first {
+            if !claimed.isEmpty {
                 announce(claimed)
-                return change.job
+                return claimed.map(\.job)
             }
             let left = deadline - ContinuousClock.now
-            guard left > .zero, !Task.isCancelled else { return nil }
+            guard left > .zero, !Task.isCancelled else { return [] }
             // A submission wakes the wait; a scheduled job or a retry becomes due on its own.
             var nap = min(left, .seconds(1))
             if let due = try await store.nextDue(queue: queue) {

@@ -131,7 +131,14 @@ public protocol JobStore: Sendable {
         async throws -> JobChange
     /// Records a failed attempt: `failed` when the policy gives no delay, else queued again after the
     /// delay while attempts remain, else `dead`.
-    func fail(id: String, token: String, error: String, retry: @escaping RetryPolicy, now: Int64, event: @escaping JobEventRenderer)
+    func fail(
+        id: String,
+        token: String,
+        error: String,
+        retry: @escaping RetryPolicy,
+        now: Int64,
+        event: @escaping JobEventRenderer
+    )
         async throws -> JobChange
     /// Cancels a queued or running job.
     func cancel(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange

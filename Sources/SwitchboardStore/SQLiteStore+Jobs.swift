@@ -15,7 +15,8 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    private static func submit(_ new: NewJob, now: Int64, event: @escaping JobEventRenderer, in db: Database) throws -> JobChange
+    private static func submit(_ new: NewJob, now: Int64, event: @escaping JobEventRenderer, in db: Database) throws
+        -> JobChange
     {
         if let key = new.uniqueKey,
             let existing = try Job.fetchOne(
@@ -312,7 +313,10 @@ extension Job {
     }
 
     static func fetchAll(_ db: Database, where condition: String, arguments: StatementArguments) throws -> [Job] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE \(condition)"), arguments: arguments)
-            .map(Job.init(row:))
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE \(condition)"),
+            arguments: arguments
+        )
+        .map(Job.init(row:))
     }
 }
