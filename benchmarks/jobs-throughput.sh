@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Jobs per second end to end (submitted -> claimed -> completed) on SQLite, and submit-to-start latency.
 #  1. Built-in workers: wrk submits no-op jobs (`sleep` 0 s) with 64 keep-alive connections while the
-#     built-in workers of queue `default` run them.
+#     built-in workers of queue `default` run them; then with 2 connections, a load they keep up with,
+#     for the submit-to-start latency without a backlog.
 #  2. External HTTP workers: wrk submits jobs to queue `ext`, then N Python processes claim and complete
 #     them over HTTP (benchmarks/jobs-worker.py).
 # Rates and latencies are read back from the store: first creation to last completion, and for each job
@@ -21,7 +22,7 @@ swift build -c release --product switchboard >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
-    --log-level warning --job-queues default=64 &
+    --log-level warning --job-queues default=64,light=64 &
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port"
 
@@ -65,6 +66,12 @@ wrk -t2 -c64 -d"$duration" --latency -s "$(submit_script builtin '{"type":"sleep
     "$url/v1/jobs" | grep -E "Requests/sec|requests in" | sed 's/^/  submit: /'
 drain default
 report default
+
+echo "1b. built-in workers at a load they keep up with (queue light), wrk -t1 -c2 -d5s"
+wrk -t1 -c2 -d5s -s "$(submit_script light '{"queue":"light","type":"sleep","input":{"seconds":0}}')" \
+    "$url/v1/jobs" | grep -E "Requests/sec" | sed 's/^/  submit: /'
+drain light
+report light
 
 echo "2. external HTTP workers ($workers processes), wrk -t2 -c64 -d$duration submitting to queue ext first"
 wrk -t2 -c64 -d"$duration" -s "$(submit_script ext '{"queue":"ext","type":"noop","input":null}')" \
