@@ -69,12 +69,28 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        /// Resumable uploads (tus 1.0): files under the data directory, offsets in the store.
+        .target(
+            name: "SwitchboardUploads",
+            dependencies: [
+                "SwitchboardBroker",
+                "SwitchboardEngine",
+                "SwitchboardJobs",
+                "SwitchboardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// Routes, JSON errors and the operational endpoints, on top of the engine and the store.
         .target(
             name: "SwitchboardAPI",
             dependencies: [
                 "SwitchboardBroker",
                 "SwitchboardJobs",
+                "SwitchboardUploads",
                 "SwitchboardEngine",
                 "SwitchboardStore",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -92,6 +108,7 @@ let package = Package(
                 "SwitchboardAPI",
                 "SwitchboardBroker",
                 "SwitchboardJobs",
+                "SwitchboardUploads",
                 "SwitchboardEngine",
                 "SwitchboardStore",
                 .product(name: "Configuration", package: "swift-configuration"),

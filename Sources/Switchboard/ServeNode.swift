@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -8,6 +9,7 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardJobs
 import SwitchboardStore
+import SwitchboardUploads
 
 /// One `serve` node: the store, the worker pool, the broker, the job queue and its built-in workers,
 /// idempotency and the HTTP server, run as one `ServiceGroup` that stops gracefully on SIGTERM or SIGINT.
@@ -34,7 +36,10 @@ public final class ServeNode: Sendable {
         let metrics = PrometheusMetricsFactory(registry: registry)
         self.broker = Broker(store: store, configuration: settings.broker, metrics: metrics)
         self.jobs = Jobs(store: store, broker: broker, configuration: settings.jobs, logger: logger)
-        let handlers = JobHandlers([SleepHandler(), SHA256Handler(workers: workers), WebhookHandler()])
+        let uploadsDirectory = (settings.dataDirectory as NSString).appendingPathComponent("uploads")
+        let handlers = JobHandlers([
+            SleepHandler(), SHA256Handler(workers: workers, uploadsDirectory: uploadsDirectory), WebhookHandler(),
+        ])
         let runner = JobRunner(jobs: jobs, handlers: handlers, queues: settings.jobQueues, logger: logger)
 
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
@@ -44,6 +49,16 @@ public final class ServeNode: Sendable {
         var jobsConfiguration = JobsAPI.Configuration()
         jobsConfiguration.builtInQueues = Set(settings.jobQueues.keys)
         JobsAPI(jobs: jobs, handlers: handlers, topics: topics, configuration: jobsConfiguration).register(in: &router)
+        let uploads = try Uploads(
+            store: store,
+            directory: uploadsDirectory,
+            broker: broker,
+            jobs: jobs,
+            jobTypes: Set(handlers.types),
+            configuration: settings.uploads,
+            logger: logger
+        )
+        UploadsAPI(uploads: uploads).register(in: &router)
         let idempotency = Idempotency(
             wrapping: router,
             store: store,
@@ -69,7 +84,9 @@ public final class ServeNode: Sendable {
                 // finish, then the server drains, the built-in workers finish their attempts, and the
                 // lease sweeper, the pool and the store stop last.
                 services: [
-                    .init(service: store), .init(service: workers), .init(service: idempotency), .init(service: jobs),
+                    .init(service: store), .init(service: workers), .init(service: idempotency),
+                    .init(service: uploads),
+                    .init(service: jobs),
                     .init(service: runner), .init(service: server), .init(service: broker),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -27,6 +27,8 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case jobQueues = "job-queues"
     case jobLease = "job-lease"
     case idempotencyRetention = "idempotency-retention"
+    case uploadMaxSize = "upload-max-size"
+    case uploadExpiry = "upload-expiry"
 
     /// One line for `--help`, with the default.
     public var help: String {
@@ -60,6 +62,8 @@ public enum ServeSetting: String, CaseIterable, Sendable {
                 + "(default default=4)."
         case .jobLease: "The lease of a claimed job unless the worker asks for another (default 30s)."
         case .idempotencyRetention: "How long Idempotency-Key answers are kept (default 24h)."
+        case .uploadMaxSize: "Largest upload, e.g. 10GiB; advertised as Tus-Max-Size (default 10GiB)."
+        case .uploadExpiry: "How long an unfinished upload is kept after its last change (default 24h)."
         }
     }
 

@@ -7,6 +7,7 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardJobs
 import SwitchboardStore
+import SwitchboardUploads
 
 /// The resolved settings of a `serve` node.
 public struct ServeSettings: Sendable {
@@ -22,6 +23,7 @@ public struct ServeSettings: Sendable {
     public var jobQueues = ["default": 4]
     public var jobs = Jobs.Configuration()
     public var idempotency = Idempotency.Configuration()
+    public var uploads = Uploads.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -162,6 +164,14 @@ private struct SettingsReader {
             try read(.idempotencyRetention, expecting: "a duration of at least 24h such as 48h") {
                 SettingValue.duration($0).flatMap { $0 >= .hours(24) ? $0 : nil }
             }.map { Duration.nanoseconds($0.nanoseconds) } ?? settings.idempotency.retention
+        settings.uploads.maxSize =
+            try read(.uploadMaxSize, expecting: "a size such as 10GiB") {
+                SettingValue.byteSize($0).flatMap { $0 > 0 ? Int64($0) : nil }
+            } ?? settings.uploads.maxSize
+        settings.uploads.expiry =
+            try read(.uploadExpiry, expecting: "a duration such as 24h", positiveDuration).map {
+                Duration.nanoseconds($0.nanoseconds)
+            } ?? settings.uploads.expiry
         return settings
     }
 

@@ -48,21 +48,29 @@ public final class Idempotency: HTTPResponder, Service {
         guard head.method == .POST, let key = head.headers.first(name: "idempotency-key"),
             case .handler(let handler, let maxBodyBytes, let parameters) = match
         else { return match }
-        return .handler(
-            .async { request in try await self.respond(to: request, key: key, with: handler) },
-            maxBodyBytes: maxBodyBytes,
-            parameters: parameters
-        )
+        let wrapped: Route.Handler
+        if case .streaming = handler {
+            wrapped = .streaming { request, body in
+                try await self.respond(to: request, key: key, with: handler, body: body)
+            }
+        } else {
+            wrapped = .async { request in try await self.respond(to: request, key: key, with: handler) }
+        }
+        return .handler(wrapped, maxBodyBytes: maxBodyBytes, parameters: parameters)
     }
 
-    private func respond(to request: Request, key header: String, with handler: Route.Handler) async throws -> Response
-    {
+    private func respond(
+        to request: Request,
+        key header: String,
+        with handler: Route.Handler,
+        body: RequestBodyStream? = nil
+    ) async throws -> Response {
         let key = try Self.key(from: header)
         let now = Date().millisecondsSince1970
         let expiry = now + configuration.retention.milliseconds
         switch try await store.claim(
             key,
-            fingerprint: Self.fingerprint(request),
+            fingerprint: Self.fingerprint(request, streamed: body != nil),
             owner: owner,
             now: now,
             expiresAt: expiry
@@ -85,7 +93,7 @@ public final class Idempotency: HTTPResponder, Service {
             )
         case .started:
             return try await IdempotencyScope.$current.withValue(IdempotencyScope(key: key, expiresAt: expiry)) {
-                try await runFirst(request, key: key, with: handler, expiry: expiry)
+                try await runFirst(request, key: key, with: handler, body: body, expiry: expiry)
             }
         }
     }
@@ -97,11 +105,12 @@ public final class Idempotency: HTTPResponder, Service {
         _ request: Request,
         key: IdempotencyKey,
         with handler: Route.Handler,
+        body: RequestBodyStream?,
         expiry: Int64
     ) async throws -> Response {
         let response: Response
         do {
-            response = try await Self.run(handler, request)
+            response = try await Self.run(handler, request, body: body)
         } catch let error as HTTPError where error.status.code < 500 {
             response = .error(error)
         } catch {
@@ -116,11 +125,15 @@ public final class Idempotency: HTTPResponder, Service {
         return response
     }
 
-    private static func run(_ handler: Route.Handler, _ request: Request) async throws -> Response {
-        switch handler {
-        case .immediate(let respond): try respond(request)
-        case .async(let respond): try await respond(request)
-        case .future(let respond): try await respond(request, MultiThreadedEventLoopGroup.singleton.any()).get()
+    private static func run(_ handler: Route.Handler, _ request: Request, body: RequestBodyStream?) async throws
+        -> Response
+    {
+        switch (handler, body) {
+        case (.immediate(let respond), _): try respond(request)
+        case (.async(let respond), _): try await respond(request)
+        case (.future(let respond), _): try await respond(request, MultiThreadedEventLoopGroup.singleton.any()).get()
+        case (.streaming(let respond), let body?): try await respond(request, body)
+        case (.streaming, nil): throw HTTPError.internalError
         }
     }
 
@@ -139,11 +152,16 @@ public final class Idempotency: HTTPResponder, Service {
         return IdempotencyKey(principal: "anonymous", key: String(key))
     }
 
-    /// What makes two requests the same: method, target, content type and body.
-    private static func fingerprint(_ request: Request) -> String {
+    /// What makes two requests the same: method, target, content type and body. A streamed body is not
+    /// read ahead: its length and the `Upload-*` headers that describe it stand in for it.
+    private static func fingerprint(_ request: Request, streamed: Bool) -> String {
+        let described = streamed ? ["content-type", "content-length"] : ["content-type"]
         var hash = SHA256()
         hash.update(data: Data("\(request.method.rawValue) \(request.head.uri)\n".utf8))
-        hash.update(data: Data((request.head.headers.first(name: "content-type") ?? "").utf8))
+        for (name, value) in request.head.headers
+        where described.contains(name.lowercased()) || (streamed && name.lowercased().hasPrefix("upload-")) {
+            hash.update(data: Data("\(name.lowercased()): \(value)\n".utf8))
+        }
         hash.update(data: Data([0]))
         hash.update(data: Data(request.body.readableBytesView))
         return hash.finalize().map { String(format: "%02x", $0) }.joined()

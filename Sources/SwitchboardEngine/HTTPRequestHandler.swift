@@ -5,8 +5,11 @@ import NIOHTTP1
 /// Serves the requests of one HTTP/1.1 connection, one at a time (the pipelining handler before it
 /// holds back the next): routes each head, reads the body within the route's limit, runs the handler
 /// — inline on the event loop for immediate routes, in a task for async ones — and writes the response.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// A streaming route's handler starts at the head and gets the body as it arrives; reads from the socket
+/// pause while it falls behind.
+final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -14,6 +17,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case idle
         /// Collecting the body of a routed request.
         case readingBody(RoutedRequest, body: ByteBuffer?)
+        /// Passing the body of a streaming route to its running handler.
+        case streamingBody(RoutedRequest, source: RequestBodyStream.Producer.Source, received: Int)
         /// The request was answered before its body ended; its remaining parts are dropped.
         case skippingBody
         /// The handler or a streamed body is running.
@@ -37,6 +42,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var runningTask: Task<Void, Never>?
 
     private let crossOrigin: CrossOriginPolicy
+    /// Whether a streaming handler has asked the connection to stop reading for now.
+    private var readsPaused = false
+    /// A read that came while paused, done once the handler wants more.
+    private var pendingRead = false
 
     init(responder: any HTTPResponder, crossOrigin: CrossOriginPolicy, logger: Logger) {
         self.responder = responder
@@ -64,6 +73,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 body!.writeBuffer(&chunk)
             }
             state = .readingBody(routed, body: body)
+        case (.body(let chunk), .streamingBody(let routed, let source, let received)):
+            let total = received + chunk.readableBytes
+            state = .streamingBody(routed, source: source, received: total)
+            guard total <= routed.maxBodyBytes else {
+                // The handler sees the error; its answer closes the connection (see `respond`).
+                source.finish(HTTPError.bodyTooLarge(limit: routed.maxBodyBytes))
+                return
+            }
+            if source.yield(chunk) == .stopProducing {
+                readsPaused = true
+            }
+        case (.end, .streamingBody(_, let source, _)):
+            source.finish()
+            state = .responding
+            resumeReading(context: context)
         case (.end, .readingBody(let routed, let body)):
             let request = Request(
                 head: routed.head,
@@ -80,10 +104,31 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        runningTask?.cancel()
+        if case .streamingBody(_, let source, _) = state {
+            // The handler keeps running to account for what arrived (an upload keeps its bytes).
+            source.finish(RequestBodyStream.ClientGone())
+        } else {
+            runningTask?.cancel()
+        }
         runningTask = nil
         state = .closing
         context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        readsPaused = false
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
     }
 
     private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -103,8 +148,31 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 .whenFailure { _ in }
             }
             let routed = RoutedRequest(head: head, handler: handler, maxBodyBytes: maxBodyBytes, parameters: parameters)
-            state = .readingBody(routed, body: nil)
+            if case .streaming(let handle) = handler {
+                startStreaming(handle, routed, context: context)
+            } else {
+                state = .readingBody(routed, body: nil)
+            }
         }
+    }
+
+    /// Starts a streaming route's handler at once, with the body to come as a stream.
+    private func startStreaming(
+        _ handle: @escaping @Sendable (Request, RequestBodyStream) async throws -> Response,
+        _ routed: RoutedRequest,
+        context: ChannelHandlerContext
+    ) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let (body, source) = RequestBodyStream.make {
+            loopBound.execute { handler, context in handler.resumeReading(context: context) }
+        }
+        state = .streamingBody(routed, source: source, received: 0)
+        let request = Request(
+            head: routed.head,
+            parameters: routed.parameters,
+            remoteAddress: context.channel.remoteAddress
+        )
+        runningTask = Self.start({ try await handle($0, body) }, for: request, on: loopBound, logger: logger)
     }
 
     private func run(_ handler: Route.Handler, for request: Request, context: ChannelHandlerContext) {
@@ -130,6 +198,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let logger = self.logger
             state = .responding
             runningTask = Self.start(handle, for: request, on: loopBound, logger: logger)
+        case .streaming:
+            preconditionFailure("Streaming routes start at their head")
         }
     }
 
@@ -187,6 +257,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context: ChannelHandlerContext
     ) {
         guard !isClosing else { return }
+        var close = close
+        if case .streamingBody(_, let source, _) = state {
+            // Answered before its body ended: the rest is not read, so the connection cannot be reused.
+            source.finish()
+            resumeReading(context: context)
+            close = true
+        }
         let keepAlive = request.isKeepAlive && !close
         var head = HTTPResponseHead(version: request.version, status: response.status, headers: response.headers)
         crossOrigin.apply(request: request, to: &head.headers)

@@ -28,6 +28,9 @@ public struct Route: Sendable {
         /// Starts on the connection's event loop and answers through a future of that loop: for work
         /// handed to another component that completes it later, without a task per request.
         case future(@Sendable (Request, any EventLoop) -> EventLoopFuture<Response>)
+        /// Runs in a task that starts as soon as the head is routed and reads the body as it arrives (the
+        /// request's `body` is empty): for uploads of any size.
+        case streaming(@Sendable (Request, RequestBodyStream) async throws -> Response)
     }
 
     public var method: HTTPMethod
@@ -101,6 +104,16 @@ public struct Router: HTTPResponder {
         handler: @escaping @Sendable (Request, any EventLoop) -> EventLoopFuture<Response>
     ) {
         add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .future(handler)))
+    }
+
+    /// Adds a route whose handler reads the body as it arrives, in its own task.
+    public mutating func addStreaming(
+        _ method: HTTPMethod,
+        _ pattern: String,
+        maxBodyBytes: Int,
+        handler: @escaping @Sendable (Request, RequestBodyStream) async throws -> Response
+    ) {
+        add(Route(method, pattern, maxBodyBytes: maxBodyBytes, handler: .streaming(handler)))
     }
 
     /// Adds a route whose handler never waits; it runs inline on the connection's event loop.

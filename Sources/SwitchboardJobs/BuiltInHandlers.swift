@@ -24,36 +24,63 @@ public struct SleepHandler: JobHandler {
     }
 }
 
-/// `sha256`: the SHA-256 of `{"data": "text"}` or `{"base64": "…"}`, computed on the worker pool, as
-/// `{"sha256": hex, "bytes": N}`.
+/// `sha256`: the SHA-256 of `{"data": "text"}`, `{"base64": "…"}` or a finished upload
+/// (`{"upload": "id"}`, read in chunks), computed on the worker pool, as `{"sha256": hex, "bytes": N}`.
 public struct SHA256Handler: JobHandler {
     public let type = "sha256"
     let workers: WorkerPool
+    /// Where uploads keep their bytes, one file per upload id.
+    let uploadsDirectory: String?
 
-    public init(workers: WorkerPool) {
+    public init(workers: WorkerPool, uploadsDirectory: String? = nil) {
         self.workers = workers
+        self.uploadsDirectory = uploadsDirectory
     }
 
     public func validate(_ input: JSONValue) throws {
-        _ = try bytes(of: input)
+        _ = try source(of: input)
     }
 
     public func run(_ input: JSONValue) async throws -> JSONValue {
-        let bytes = try bytes(of: input)
-        let digest = try await workers.run {
-            SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let source = try source(of: input)
+        let (digest, count) = try await workers.run {
+            var hash = SHA256()
+            var count = 0
+            switch source {
+            case .bytes(let bytes):
+                hash.update(data: bytes)
+                count = bytes.count
+            case .file(let path):
+                guard let file = FileHandle(forReadingAtPath: path) else {
+                    throw PermanentJobFailure("The upload's file is gone")
+                }
+                defer { try? file.close() }
+                while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    hash.update(data: chunk)
+                    count += chunk.count
+                }
+            }
+            return (hash.finalize().map { String(format: "%02x", $0) }.joined(), count)
         }
-        return .object(["sha256": .string(digest), "bytes": .number(Double(bytes.count))])
+        return .object(["sha256": .string(digest), "bytes": .number(Double(count))])
     }
 
-    private func bytes(of input: JSONValue) throws -> Data {
+    private enum Source {
+        case bytes(Data)
+        case file(String)
+    }
+
+    private func source(of input: JSONValue) throws -> Source {
         if let text = input["data"]?.stringValue {
-            return Data(text.utf8)
+            return .bytes(Data(text.utf8))
         }
         if let encoded = input["base64"]?.stringValue, let bytes = Data(base64Encoded: encoded) {
-            return bytes
+            return .bytes(bytes)
         }
-        throw JobInputError(#"sha256 takes {"data": "text"} or {"base64": "…"}"#)
+        if let id = input["upload"]?.stringValue, UUID(uuidString: id) != nil, let uploadsDirectory {
+            return .file((uploadsDirectory as NSString).appendingPathComponent(id))
+        }
+        throw JobInputError(#"sha256 takes {"data": "text"}, {"base64": "…"} or {"upload": "id"}"#)
     }
 }
 

@@ -127,6 +127,20 @@ public final class SQLiteStore: Store {
                 table.primaryKey(["principal", "key"])
             }
         }
+        migrator.registerMigration("v4: uploads") { db in
+            try db.create(table: "uploads") { table in
+                table.primaryKey("id", .text)
+                table.column("length", .integer)
+                table.column("offset", .integer).notNull()
+                table.column("metadata", .text).notNull()
+                table.column("concatenation", .text)
+                table.column("parts", .text)
+                table.column("created_at", .integer).notNull()
+                table.column("expires_at", .integer).notNull()
+                table.column("completed_at", .integer)
+            }
+            try db.execute(sql: "CREATE INDEX uploads_unfinished ON uploads (expires_at) WHERE completed_at IS NULL")
+        }
         return migrator
     }
 }

@@ -41,6 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.jobQueues.help)) var jobQueues: String?
     @Option(help: .init(ServeSetting.jobLease.help)) var jobLease: String?
     @Option(help: .init(ServeSetting.idempotencyRetention.help)) var idempotencyRetention: String?
+    @Option(help: .init(ServeSetting.uploadMaxSize.help)) var uploadMaxSize: String?
+    @Option(help: .init(ServeSetting.uploadExpiry.help)) var uploadExpiry: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -54,7 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
-            (.idempotencyRetention, idempotencyRetention),
+            (.idempotencyRetention, idempotencyRetention), (.uploadMaxSize, uploadMaxSize),
+            (.uploadExpiry, uploadExpiry),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }

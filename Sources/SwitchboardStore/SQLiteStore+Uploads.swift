@@ -1,0 +1,94 @@
+import Foundation
+import GRDB
+
+extension SQLiteStore: UploadStore {
+    public func newUploadID() -> String {
+        UUID.timeOrdered().uuidString.lowercased()
+    }
+
+    public func create(_ upload: Upload) async throws {
+        try await writes.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO uploads (id, length, "offset", metadata, concatenation, parts, created_at, expires_at,
+                        completed_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    upload.id, upload.length, upload.offset, upload.metadata, upload.concatenationKind,
+                    upload.parts, upload.createdAt, upload.expiresAt, upload.completedAt,
+                ]
+            )
+        }
+    }
+
+    public func upload(id: String) async throws -> Upload? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT id, length, "offset", metadata, concatenation, parts, created_at, expires_at, completed_at
+                    FROM uploads WHERE id = ?
+                    """,
+                arguments: [id]
+            ).map(Upload.init(row:))
+        }
+    }
+
+    public func save(_ upload: Upload) async throws {
+        try await writes.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE uploads SET length = ?, "offset" = ?, expires_at = ?, completed_at = ? WHERE id = ?
+                    """,
+                arguments: [upload.length, upload.offset, upload.expiresAt, upload.completedAt, upload.id]
+            )
+        }
+    }
+
+    public func deleteUpload(id: String) async throws {
+        try await writes.write { db in
+            try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
+        }
+    }
+
+    public func expiredUploads(now: Int64) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT id FROM uploads WHERE completed_at IS NULL AND expires_at <= ?",
+                arguments: [now]
+            )
+        }
+    }
+}
+
+extension Upload {
+    init(row: Row) {
+        let parts: String? = row["parts"]
+        let kind: String? = row["concatenation"]
+        self.init(
+            id: row["id"],
+            length: row["length"],
+            offset: row["offset"],
+            metadata: row["metadata"],
+            concatenation: kind == "partial"
+                ? .partial : kind == "final" ? .final(parts?.split(separator: " ").map(String.init) ?? []) : nil,
+            createdAt: row["created_at"],
+            expiresAt: row["expires_at"],
+            completedAt: row["completed_at"]
+        )
+    }
+
+    var concatenationKind: String? {
+        switch concatenation {
+        case .partial: "partial"
+        case .final: "final"
+        case nil: nil
+        }
+    }
+
+    var parts: String? {
+        if case .final(let ids) = concatenation { ids.joined(separator: " ") } else { nil }
+    }
+}
