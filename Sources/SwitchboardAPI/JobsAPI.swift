@@ -153,12 +153,13 @@ public struct JobsAPI: Sendable {
     }
 
     /// `GET /v1/jobs/{id}`, with `?wait=S` a long poll that returns once the state changes (past
-    /// `?version=V`, by default the version it has now).
+    /// `?version=V`, by default the version it has now), or at once for a finished job.
     private func status(_ request: Request) async throws -> Response {
         let query = QueryParameters(request)
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds)
         var job = try await existingJob(request)
-        if let wait {
+        // A final job changes no more: the long poll answers at once.
+        if let wait, !job.state.isFinal {
             let version = try query.integer("version", in: 0...Int64.max) ?? job.version
             job = try await jobs.job(id: job.id, changedAfter: version, waitingUpTo: wait) ?? job
         }
