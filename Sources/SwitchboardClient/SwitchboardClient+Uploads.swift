@@ -30,15 +30,48 @@ extension SwitchboardClient {
         return (offset, reply.headers.first(name: "upload-length").flatMap(Int64.init))
     }
 
-    /// `PATCH`: sends `chunk` at `offset`; returns the new offset.
-    public func appendUpload(_ path: String, offset: Int64, chunk: ByteBuffer) async throws -> Int64 {
-        var headers = Self.tusHeaders
-        headers.add(name: "Upload-Offset", value: String(offset))
-        headers.add(name: "Content-Type", value: "application/offset+octet-stream")
-        let reply = try checked(try await send(.PATCH, path, headers: headers, body: chunk))
+    /// `PATCH`: sends `count` bytes of `file` from `offset`, streamed from disk as they are read;
+    /// returns the server's new offset.
+    public func appendUpload(_ path: String, offset: Int64, from file: String, count: Int64) async throws -> Int64 {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .PATCH
+        request.headers = Self.tusHeaders
+        request.headers.add(name: "Upload-Offset", value: String(offset))
+        request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
+        request.body = .stream(FileChunks(path: file, offset: offset, count: count), length: .known(count))
+        let response = try await http.execute(request, timeout: .minutes(10))
+        let reply = try checked(
+            Reply(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: 1 << 20))
+        )
         guard let next = reply.headers.first(name: "upload-offset").flatMap(Int64.init) else {
             throw SwitchboardError(reply)
         }
         return next
+    }
+}
+
+/// `count` bytes of a file from `offset`, read in pieces of 4 MiB as the request body asks for them.
+struct FileChunks: AsyncSequence, Sendable {
+    let path: String
+    let offset: Int64
+    let count: Int64
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let file: FileHandle?
+        var left: Int64
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard left > 0, let file else { return nil }
+            let piece = try file.read(upToCount: Int(Swift.min(left, 4 << 20))) ?? Data()
+            guard !piece.isEmpty else { return nil }
+            left -= Int64(piece.count)
+            return ByteBuffer(bytes: piece)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        let file = FileHandle(forReadingAtPath: path)
+        try? file?.seek(toOffset: UInt64(offset))
+        return AsyncIterator(file: file, left: count)
     }
 }

@@ -63,15 +63,11 @@ struct UploadCommand: SwitchboardClientCommand {
             remembered.remember(path!)
         }
         guard let path else { throw ValidationError("No upload") }
-        let input = try FileHandle(forReadingFrom: url)
-        defer { try? input.close() }
         var progress = Progress(total: size, resumedAt: offset)
         progress.show(offset)
         while offset < size {
-            try input.seek(toOffset: UInt64(offset))
-            let bytes = try input.read(upToCount: chunk) ?? Data()
-            guard !bytes.isEmpty else { break }
-            offset = try await server.appendUpload(path, offset: offset, chunk: ByteBuffer(bytes: bytes))
+            let count = min(Int64(chunk), size - offset)
+            offset = try await server.appendUpload(path, offset: offset, from: url.path, count: count)
             progress.show(offset)
         }
         progress.finish()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Upload throughput over loopback for one large file, side by side in one run:
+#   - NGINX (WebDAV PUT, the file written to disk) fed by `curl -T`;
+#   - Switchboard fed by `curl` with the whole file in one tus PATCH (the same client, the same single
+#     request);
+#   - Switchboard fed by `switchboard upload` (tus, in --chunk-size requests, resumable).
+# The three take turns, each round, and the medians are printed as MiB/s with the ratio to NGINX, with
+# Switchboard's peak RSS over all its uploads.
+#
+# Usage: benchmarks/upload-throughput.sh [size-in-MiB=1024] [chunk-size=64MiB] [rounds=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+chunk=${2:-64MiB}
+rounds=${3:-3}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+swift build -c release --product switchboard >/dev/null
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; exit 1; }
+mbps() { awk -v bytes="$1" -v seconds="$2" 'BEGIN { printf "%.0f", bytes / 1048576 / seconds }'; }
+
+head -c "$((size_mib << 20))" /dev/urandom > "$work/file.bin"
+bytes=$(stat -c %s "$work/file.bin")
+
+nginx_port=$(free_port)
+mkdir -p "$work/dav"
+cat > "$work/nginx.conf" <<CONF
+user root;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/dav-tmp;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        client_max_body_size 0;
+        location / { root $work/dav; dav_methods PUT; create_full_put_path on; }
+    }
+}
+CONF
+nginx -c "$work/nginx.conf"
+wait_for "http://127.0.0.1:$nginx_port/"
+# Each upload starts with no dirty pages left by the one before, so none pays for another's writeback.
+nginx_put() {
+    sync
+    curl -s -o /dev/null -w '%{time_total}' -T "$work/file.bin" "http://127.0.0.1:$nginx_port/file.bin"
+    cmp -s "$work/file.bin" "$work/dav/file.bin" || { echo "nginx stored something else" >&2; exit 1; }
+    rm -f "$work/dav/file.bin"
+}
+
+port=$(free_port)
+.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
+    --log-level warning --upload-max-size 100GiB &
+server=$!
+url="http://127.0.0.1:$port"
+wait_for "$url/healthz"
+: > "$work/rss"
+( while kill -0 "$server" 2>/dev/null; do grep VmRSS "/proc/$server/status" | awk '{print $2}' >> "$work/rss"; sleep 0.1; done ) &
+
+# One tus PATCH of the whole file with curl: the same client and request shape as the NGINX run.
+switchboard_patch() {
+    local location seconds
+    location=$(curl -s -i -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $bytes" "$url/v1/uploads" |
+        tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+    sync
+    seconds=$(curl -s -o /dev/null -w '%{time_total}' -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+        -H 'Content-Type: application/offset+octet-stream' -T "$work/file.bin" "$url$location")
+    [ "$(curl -s "$url$location/content" | sha256sum)" = "$(sha256sum < "$work/file.bin")" ] ||
+        { echo "switchboard stored something else" >&2; exit 1; }
+    curl -s -X DELETE -H 'Tus-Resumable: 1.0.0' "$url$location"
+    echo "$seconds"
+}
+
+switchboard_cli() {
+    local start location
+    sync
+    start=$(date +%s.%N)
+    location=$(HOME="$work" SWITCHBOARD_URL="$url" .build/release/switchboard upload "$work/file.bin" \
+        --chunk-size "$chunk" | tail -1)
+    awk -v start="$start" -v end="$(date +%s.%N)" 'BEGIN { print end - start }'
+    curl -s -X DELETE -H 'Tus-Resumable: 1.0.0' "$location"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for round in $(seq "$rounds"); do
+    nginx_put >> "$work/nginx.times"
+    switchboard_patch >> "$work/patch.times"
+    switchboard_cli >> "$work/cli.times"
+done
+rss_mib=$(sort -n "$work/rss" | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
+
+nginx_rate=$(mbps "$bytes" "$(median < "$work/nginx.times")")
+printf "%-52s %8s %9s\n" "upload of $size_mib MiB over loopback, median of $rounds" "MiB/s" "vs nginx"
+printf "%-52s %8s %9s\n" "nginx WebDAV PUT, curl -T" "$nginx_rate" "1.00"
+for row in "switchboard tus, one PATCH with curl -T:patch" "switchboard upload --chunk-size $chunk:cli"; do
+    rate=$(mbps "$bytes" "$(median < "$work/${row##*:}.times")")
+    printf "%-52s %8s %9s\n" "${row%:*}" "$rate" "$(awk -v a="$rate" -v b="$nginx_rate" 'BEGIN { printf "%.2f", a / b }')"
+done
+echo "switchboard peak RSS over all its uploads: $rss_mib MiB"
