@@ -41,7 +41,11 @@ extension SwitchboardClient {
         request.body = .stream(FileChunks(path: file, offset: offset, count: count), length: .known(count))
         let response = try await http.execute(request, timeout: .minutes(10))
         let reply = try checked(
-            Reply(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: 1 << 20))
+            Reply(
+                status: response.status,
+                headers: response.headers,
+                body: try await response.body.collect(upTo: 1 << 20)
+            )
         )
         guard let next = reply.headers.first(name: "upload-offset").flatMap(Int64.init) else {
             throw SwitchboardError(reply)

@@ -46,6 +46,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readsPaused = false
     /// A read that came while paused, done once the handler wants more.
     private var pendingRead = false
+    /// The request broke a limit while streaming: its answer closes the connection.
+    private var closeAfterResponse = false
 
     init(responder: any HTTPResponder, crossOrigin: CrossOriginPolicy, logger: Logger) {
         self.responder = responder
@@ -77,8 +79,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let total = received + chunk.readableBytes
             state = .streamingBody(routed, source: source, received: total)
             guard total <= routed.maxBodyBytes else {
-                // The handler sees the error; its answer closes the connection (see `respond`).
+                // The handler sees the error; its answer closes the connection.
                 source.finish(HTTPError.bodyTooLarge(limit: routed.maxBodyBytes))
+                closeAfterResponse = true
                 return
             }
             if source.yield(chunk) == .stopProducing {
@@ -257,7 +260,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context: ChannelHandlerContext
     ) {
         guard !isClosing else { return }
-        var close = close
+        var close = close || closeAfterResponse
+        closeAfterResponse = false
         if case .streamingBody(_, let source, _) = state {
             // Answered before its body ended: the rest is not read, so the connection cannot be reused.
             source.finish()

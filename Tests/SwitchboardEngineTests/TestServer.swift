@@ -72,6 +72,19 @@ extension Router {
             )
         }
         router.add(.GET, "/fail") { _ in throw TestFailure() }
+        router.addStreaming(.PUT, "/count", maxBodyBytes: 4 << 20) { _, body in
+            var bytes = 0
+            var chunks = 0
+            for try await chunk in body {
+                bytes += chunk.readableBytes
+                chunks += 1
+                try await Task.sleep(for: .milliseconds(5))  // a slow consumer: reads must pause and resume
+            }
+            return .text("\(bytes) bytes")
+        }
+        router.addStreaming(.PUT, "/refuse", maxBodyBytes: 1 << 20) { _, _ in
+            throw HTTPError(.conflict, code: "refused", message: "no")
+        }
         router.add(.GET, "/wait-for-cancel") { _ in
             await CancellationProbe.shared.waitUntilCancelled()
             return .text("cancelled")

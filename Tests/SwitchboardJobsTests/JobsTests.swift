@@ -73,10 +73,12 @@ import Testing
     @Test func heartbeatsKeepTheLease() async throws {
         let fixture = try Fixture()
         _ = try await fixture.submit()
-        let claimed = try #require(try await fixture.jobs.claim(queue: "q", lease: .milliseconds(100)))
-        for _ in 0..<3 {
-            try await Task.sleep(for: .milliseconds(50))
-            _ = try await fixture.jobs.heartbeat(id: claimed.id, token: claimed.leaseToken!, lease: .milliseconds(100))
+        let lease = Duration.seconds(1)
+        let claimed = try #require(try await fixture.jobs.claim(queue: "q", lease: lease))
+        // Four renewals 0.4 s apart outlive the first lease by far.
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(400))
+            _ = try await fixture.jobs.heartbeat(id: claimed.id, token: claimed.leaseToken!, lease: lease)
             #expect(try await fixture.jobs.expireLeases() == 0)
         }
     }
