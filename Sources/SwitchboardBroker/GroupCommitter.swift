@@ -1,5 +1,4 @@
 import SwitchboardStore
-import Synchronization
 
 /// Turns concurrent publishes into few transactions: while one batch is being committed, new messages
 /// queue up, and the next transaction takes them all. Durability then costs one commit per batch, not
@@ -15,53 +14,11 @@ final class GroupCommitter: Sendable {
         var completion: Completion
     }
 
-    private struct State {
-        var pending: [Pending] = []
-        var isCommitting = false
-    }
+    private let queue: BatchQueue<Pending>
 
-    private let store: any TopicStore
-    private let maxBatch: Int
-    /// Called after each commit, in commit order, before the publishers hear back.
-    private let committed: @Sendable ([StoredMessage]) -> Void
-    private let state = Mutex(State())
-
+    /// - Parameter committed: called after each commit, in commit order, before the publishers hear back.
     init(store: any TopicStore, maxBatch: Int = 1024, committed: @escaping @Sendable ([StoredMessage]) -> Void) {
-        self.store = store
-        self.maxBatch = maxBatch
-        self.committed = committed
-    }
-
-    /// Queues `message`; `completion` runs once its transaction has committed (or failed).
-    func append(_ message: NewMessage, completion: @escaping Completion) {
-        let startCommitting = state.withLock { state in
-            state.pending.append(Pending(message: message, completion: completion))
-            defer { state.isCommitting = true }
-            return !state.isCommitting
-        }
-        if startCommitting {
-            Task { await self.commitPending() }
-        }
-    }
-
-    /// Appends `message` and returns it stored, once its transaction has committed.
-    func append(_ message: NewMessage) async throws -> StoredMessage {
-        try await withCheckedThrowingContinuation { continuation in
-            append(message) { continuation.resume(with: $0) }
-        }
-    }
-
-    private func commitPending() async {
-        while true {
-            let batch: [Pending] = state.withLock { state in
-                let batch = Array(state.pending.prefix(maxBatch))
-                state.pending.removeFirst(batch.count)
-                if batch.isEmpty {
-                    state.isCommitting = false
-                }
-                return batch
-            }
-            guard !batch.isEmpty else { return }
+        queue = BatchQueue(maxBatch: maxBatch) { batch in
             do {
                 let stored = try await store.append(batch.map(\.message))
                 committed(stored)
@@ -73,6 +30,18 @@ final class GroupCommitter: Sendable {
                     entry.completion(.failure(error))
                 }
             }
+        }
+    }
+
+    /// Queues `message`; `completion` runs once its transaction has committed (or failed).
+    func append(_ message: NewMessage, completion: @escaping Completion) {
+        queue.submit(Pending(message: message, completion: completion))
+    }
+
+    /// Appends `message` and returns it stored, once its transaction has committed.
+    func append(_ message: NewMessage) async throws -> StoredMessage {
+        try await withCheckedThrowingContinuation { continuation in
+            append(message) { continuation.resume(with: $0) }
         }
     }
 }

@@ -1,0 +1,47 @@
+import Synchronization
+
+/// Collects items handed in concurrently and processes them in batches, one batch at a time: while a
+/// batch is being processed new items queue up, and the next batch takes them all (up to `maxBatch`).
+/// This is group commit's shape: under load one task runs batch after batch with no hand-off per item.
+public final class BatchQueue<Item: Sendable>: Sendable {
+    private struct State {
+        var pending: [Item] = []
+        var isProcessing = false
+    }
+
+    private let maxBatch: Int
+    private let process: @Sendable ([Item]) async -> Void
+    private let state = Mutex(State())
+
+    public init(maxBatch: Int, process: @escaping @Sendable ([Item]) async -> Void) {
+        self.maxBatch = maxBatch
+        self.process = process
+    }
+
+    /// Queues `item`; it is processed with the next batch.
+    public func submit(_ item: Item) {
+        let start = state.withLock { state in
+            state.pending.append(item)
+            defer { state.isProcessing = true }
+            return !state.isProcessing
+        }
+        if start {
+            Task { await self.drain() }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch: [Item] = state.withLock { state in
+                let batch = Array(state.pending.prefix(maxBatch))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty {
+                    state.isProcessing = false
+                }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            await process(batch)
+        }
+    }
+}
