@@ -150,6 +150,13 @@ let package = Package(
             dependencies: ["SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore"]
         ),
         .testTarget(
+            name: "SwitchboardUploadsTests",
+            dependencies: [
+                "SwitchboardUploads", "SwitchboardBroker", "SwitchboardJobs", "SwitchboardStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",

@@ -116,6 +116,29 @@ def test_upload_resumes_after_the_server_restarts(start_server, tmp_path):
     assert download_sha256(restarted, path_of(uploader.url)) == digest
 
 
+def test_cli_upload_resumes_after_the_server_restarts(start_server, tmp_path):
+    port = free_port()
+    data = tmp_path / "data"
+    server = start_server("--data", str(data), port=port)
+    digest = make_file(tmp_path / "archive.bin", 40)
+    environment = {**os.environ, "SWITCHBOARD_URL": server.url, "HOME": str(tmp_path)}
+    command = [str(BINARY), "upload", str(tmp_path / "archive.bin"), "--chunk-size", "1MiB"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    for line in first.stdout:
+        if line.startswith("uploaded ") and int(line.split()[1]) >= 10 << 20:
+            break
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    _, errors = first.communicate(timeout=60)
+    assert first.returncode == 1 and errors.startswith("switchboard:")
+    restarted = start_server("--data", str(data), port=port)
+    second = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert second.returncode == 0, second.stderr
+    progress = [line for line in second.stdout.splitlines() if line.startswith("uploaded ")]
+    assert int(progress[0].split()[1]) >= 10 << 20
+    assert download_sha256(restarted, path_of(second.stdout.splitlines()[-1])) == digest
+
+
 def test_a_patch_cut_off_midway_keeps_the_bytes_that_arrived(start_server):
     server = start_server()
     location = create(server, "-H", "Upload-Length: 1000000")
