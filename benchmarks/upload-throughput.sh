@@ -3,16 +3,15 @@
 #   - NGINX (WebDAV PUT, the file written to disk) fed by `curl -T`;
 #   - Switchboard fed by `curl` with the whole file in one tus PATCH (the same client, the same single
 #     request);
-#   - Switchboard fed by `switchboard upload` (tus, in --chunk-size requests, resumable).
+#   - Switchboard fed by `switchboard upload` (tus, resumable; the file streamed from disk in one request).
 # The three take turns, each round, and the medians are printed as MiB/s with the ratio to NGINX, with
 # Switchboard's peak RSS over all its uploads.
 #
-# Usage: benchmarks/upload-throughput.sh [size-in-MiB=1024] [chunk-size=64MiB] [rounds=3]
+# Usage: benchmarks/upload-throughput.sh [size-in-MiB=1024] [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
-chunk=${2:-64MiB}
-rounds=${3:-3}
+rounds=${2:-3}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -80,8 +79,7 @@ switchboard_cli() {
     local start location
     sync
     start=$(date +%s.%N)
-    location=$(HOME="$work" SWITCHBOARD_URL="$url" .build/release/switchboard upload "$work/file.bin" \
-        --chunk-size "$chunk" | tail -1)
+    location=$(HOME="$work" SWITCHBOARD_URL="$url" .build/release/switchboard upload "$work/file.bin" | tail -1)
     awk -v start="$start" -v end="$(date +%s.%N)" 'BEGIN { print end - start }'
     curl -s -X DELETE -H 'Tus-Resumable: 1.0.0' "$location"
 }
@@ -97,7 +95,7 @@ rss_mib=$(sort -n "$work/rss" | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
 nginx_rate=$(mbps "$bytes" "$(median < "$work/nginx.times")")
 printf "%-52s %8s %9s\n" "upload of $size_mib MiB over loopback, median of $rounds" "MiB/s" "vs nginx"
 printf "%-52s %8s %9s\n" "nginx WebDAV PUT, curl -T" "$nginx_rate" "1.00"
-for row in "switchboard tus, one PATCH with curl -T:patch" "switchboard upload --chunk-size $chunk:cli"; do
+for row in "switchboard tus, one PATCH with curl -T:patch" "switchboard upload:cli"; do
     rate=$(mbps "$bytes" "$(median < "$work/${row##*:}.times")")
     printf "%-52s %8s %9s\n" "${row%:*}" "$rate" "$(awk -v a="$rate" -v b="$nginx_rate" 'BEGIN { printf "%.2f", a / b }')"
 done

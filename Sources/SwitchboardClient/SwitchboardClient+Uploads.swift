@@ -31,14 +31,23 @@ extension SwitchboardClient {
     }
 
     /// `PATCH`: sends `count` bytes of `file` from `offset`, streamed from disk as they are read;
-    /// returns the server's new offset.
-    public func appendUpload(_ path: String, offset: Int64, from file: String, count: Int64) async throws -> Int64 {
+    /// returns the server's new offset. `sent` hears how far the body has been read out so far.
+    public func appendUpload(
+        _ path: String,
+        offset: Int64,
+        from file: String,
+        count: Int64,
+        sent: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) async throws -> Int64 {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .PATCH
         request.headers = Self.tusHeaders
         request.headers.add(name: "Upload-Offset", value: String(offset))
         request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
-        request.body = .stream(FileChunks(path: file, offset: offset, count: count), length: .known(count))
+        request.body = .stream(
+            FileChunks(path: file, offset: offset, count: count, sent: sent),
+            length: .known(count)
+        )
         let response = try await http.execute(request, timeout: .minutes(10))
         let reply = try checked(
             Reply(
@@ -59,16 +68,21 @@ struct FileChunks: AsyncSequence, Sendable {
     let path: String
     let offset: Int64
     let count: Int64
+    /// Called with the file offset reached after each piece.
+    let sent: @Sendable (Int64) -> Void
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let file: FileHandle?
-        var left: Int64
+        var position: Int64
+        let end: Int64
+        let sent: @Sendable (Int64) -> Void
 
         mutating func next() async throws -> ByteBuffer? {
-            guard left > 0, let file else { return nil }
-            let piece = try file.read(upToCount: Int(Swift.min(left, 4 << 20))) ?? Data()
+            guard position < end, let file else { return nil }
+            let piece = try file.read(upToCount: Int(Swift.min(end - position, 4 << 20))) ?? Data()
             guard !piece.isEmpty else { return nil }
-            left -= Int64(piece.count)
+            position += Int64(piece.count)
+            sent(position)
             return ByteBuffer(bytes: piece)
         }
     }
@@ -76,6 +90,6 @@ struct FileChunks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator {
         let file = FileHandle(forReadingAtPath: path)
         try? file?.seek(toOffset: UInt64(offset))
-        return AsyncIterator(file: file, left: count)
+        return AsyncIterator(file: file, position: offset, end: offset + count, sent: sent)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import SwitchboardClient
+import Synchronization
 
 /// `switchboard upload FILE`: a resumable upload (tus) with a progress bar.
 struct UploadCommand: SwitchboardClientCommand {
@@ -9,7 +10,8 @@ struct UploadCommand: SwitchboardClientCommand {
         commandName: "upload",
         abstract: "Upload a file, resumably.",
         discussion: """
-            Sends the file in chunks over the tus protocol and prints its URL. The upload URL is remembered \
+            Sends the file over the tus protocol and prints its URL: in one request by default (the server \
+            keeps what arrived if it breaks off), or in --chunk-size requests. The upload URL is remembered \
             (in ~/.switchboard/uploads.json), so running the same command again after a failure resumes \
             where the server's offset says. Shows a progress bar on a terminal, progress lines otherwise.
             """
@@ -17,13 +19,15 @@ struct UploadCommand: SwitchboardClientCommand {
 
     @OptionGroup var client: ClientOptions
     @Argument(help: "The file.") var file: String
-    @Option(help: "Bytes per request, such as 8MiB.") var chunkSize = "8MiB"
+    @Option(help: "Bytes per request, such as 64MiB (default: the rest of the file in one request).")
+    var chunkSize: String?
     @Option(name: .customLong("metadata"), help: "KEY=VALUE metadata, repeatable; job=sha256 starts a job.")
     var metadata: [String] = []
 
     func run() async throws {
-        guard let chunk = Self.byteSize(chunkSize), chunk > 0 else {
-            throw ValidationError("--chunk-size must be a size such as 8MiB")
+        let chunk = chunkSize.map(Self.byteSize) ?? Int.max
+        guard chunk > 0 else {
+            throw ValidationError("--chunk-size must be a size such as 64MiB")
         }
         let url = URL(fileURLWithPath: file).standardizedFileURL
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
@@ -63,23 +67,26 @@ struct UploadCommand: SwitchboardClientCommand {
             remembered.remember(path!)
         }
         guard let path else { throw ValidationError("No upload") }
-        var progress = Progress(total: size, resumedAt: offset)
+        let progress = Progress(total: size, resumedAt: offset)
         progress.show(offset)
         while offset < size {
             let count = min(Int64(chunk), size - offset)
-            offset = try await server.appendUpload(path, offset: offset, from: url.path, count: count)
+            offset = try await server.appendUpload(path, offset: offset, from: url.path, count: count) {
+                progress.show($0)
+            }
             progress.show(offset)
         }
         progress.finish()
         return path
     }
 
-    static func byteSize(_ text: String) -> Int? {
+    /// `512`, `64KiB`, `8MiB`, `1GiB`; 0 when unreadable.
+    static func byteSize(_ text: String) -> Int {
         let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
-            return Int(text.dropLast(suffix.count)).map { $0 * scale }
+            return (Int(text.dropLast(suffix.count)) ?? 0) * scale
         }
-        return Int(text)
+        return Int(text) ?? 0
     }
 }
 
@@ -117,35 +124,49 @@ struct RememberedUploads {
     }
 }
 
-/// Progress on standard output: a redrawn bar on a terminal, one line per step otherwise.
-struct Progress {
+/// Progress on standard output: a bar redrawn at most ten times a second on a terminal, otherwise a line
+/// for each whole percent.
+final class Progress: Sendable {
+    private struct Shown {
+        var percent = -1
+        var drawnAt = Date.distantPast
+    }
+
     let total: Int64
     let start = Date()
     let resumedAt: Int64
     let isTerminal = isatty(STDOUT_FILENO) == 1
+    private let shown = Mutex(Shown())
 
     init(total: Int64, resumedAt: Int64) {
         self.total = total
         self.resumedAt = resumedAt
     }
 
-    mutating func show(_ done: Int64) {
+    func show(_ done: Int64) {
         let fraction = total == 0 ? 1 : Double(done) / Double(total)
+        let due = shown.withLock { shown in
+            let percent = Int(fraction * 100)
+            let now = Date()
+            let due =
+                isTerminal ? now.timeIntervalSince(shown.drawnAt) >= 0.1 || done == total : percent != shown.percent
+            if due {
+                shown.percent = percent
+                shown.drawnAt = now
+            }
+            return due
+        }
+        guard due else { return }
         let elapsed = max(Date().timeIntervalSince(start), 0.001)
         let rate = Double(done - resumedAt) / elapsed
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let figures = String(
-            format: "%3.0f%% %@ of %@, %@/s, ETA %.0fs",
-            fraction * 100,
-            Self.size(Double(done)),
-            Self.size(Double(total)),
-            Self.size(rate),
-            eta
-        )
+        let figures =
+            "\(Int(fraction * 100))% \(Self.size(Double(done))) of \(Self.size(Double(total))), "
+            + "\(Self.size(rate))/s, ETA \(Int(eta.rounded()))s"
         if isTerminal {
             let filled = Int(fraction * 30)
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-            FileHandle.standardOutput.write(Data("\r[\(bar)] \(figures)".utf8))
+            FileHandle.standardOutput.write(Data("\r[\(bar)] \(figures)   ".utf8))
         } else {
             // Written at once, not buffered: a script reading the lines sees progress as it happens.
             FileHandle.standardOutput.write(Data("uploaded \(done) of \(total) bytes: \(figures)\n".utf8))
@@ -164,6 +185,6 @@ struct Progress {
             value /= 1024
             unit += 1
         }
-        return String(format: "%.1f %@", value, units[unit])
+        return "\((value * 10).rounded() / 10) \(units[unit])"
     }
 }
