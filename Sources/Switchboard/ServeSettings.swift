@@ -160,6 +160,10 @@ private struct SettingsReader {
             try read(.jobLease, expecting: "a duration such as 30s", positiveDuration).map {
                 Duration.nanoseconds($0.nanoseconds)
             } ?? settings.jobs.defaultLease
+        settings.jobs.retention =
+            try read(.jobRetention, expecting: "a duration such as 168h", positiveDuration).map {
+                Duration.nanoseconds($0.nanoseconds)
+            } ?? settings.jobs.retention
         settings.idempotency.retention =
             try read(.idempotencyRetention, expecting: "a duration of at least 24h such as 48h") {
                 SettingValue.duration($0).flatMap { $0 >= .hours(24) ? $0 : nil }

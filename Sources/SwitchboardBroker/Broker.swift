@@ -129,13 +129,18 @@ public final class Broker: Service, Sendable {
         try await store.commit(topic: topic, group: group, offset: offset)
     }
 
-    /// Applies retention to every topic; returns how many messages went.
+    /// Applies retention to every topic that holds more than its policy keeps; returns how many messages
+    /// went. Topics with a policy of their own are trimmed by it; the rest only when the default has work.
     @discardableResult
     public func applyRetention(now: Date = Date()) async throws -> Int {
         var removed = 0
-        for topic in try await store.topicNames() {
-            let policy = configuration.topicRetention[topic] ?? configuration.retention
+        for (topic, policy) in configuration.topicRetention {
             removed += try await store.trim(topic: topic, keeping: policy, now: now)
+        }
+        let defaults = configuration.retention
+        for topic in try await store.topicNames(holdingMoreThan: defaults, now: now)
+        where configuration.topicRetention[topic] == nil {
+            removed += try await store.trim(topic: topic, keeping: defaults, now: now)
         }
         return removed
     }

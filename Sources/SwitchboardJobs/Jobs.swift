@@ -15,6 +15,10 @@ public final class Jobs: Service, Sendable {
         public var defaultLease: Duration = .seconds(30)
         /// How often expired leases are looked for.
         public var leaseSweepInterval: Duration = .seconds(1)
+        /// How long a finished job (and its events) is kept.
+        public var retention: Duration = .seconds(7 * 24 * 3600)
+        /// How often finished jobs past their retention are deleted.
+        public var retentionInterval: Duration = .seconds(60)
         /// The delay before the first retry; each later one doubles it, up to `maxBackoff`, with jitter.
         public var baseBackoff: Duration = .seconds(1)
         public var maxBackoff: Duration = .seconds(300)
@@ -167,12 +171,32 @@ public final class Jobs: Service, Sendable {
         return changes.count
     }
 
+    /// Deletes finished jobs older than the retention, with their events; returns how many.
+    @discardableResult
+    public func deleteExpiredJobs() async throws -> Int {
+        let before = Self.now() - configuration.retention.milliseconds
+        var deleted = 0
+        while true {
+            let batch = try await store.deleteFinishedJobs(before: before, limit: 500)
+            deleted += batch
+            if batch < 500 { return deleted }
+        }
+    }
+
+    /// Sweeps expired leases every `leaseSweepInterval` and deletes old finished jobs every
+    /// `retentionInterval`, until graceful shutdown.
     public func run() async throws {
+        var lastRetention = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await expireLeases()
+                if ContinuousClock.now - lastRetention >= configuration.retentionInterval {
+                    lastRetention = ContinuousClock.now
+                    let deleted = try await deleteExpiredJobs()
+                    if deleted > 0 { logger.info("Finished jobs deleted", metadata: ["count": "\(deleted)"]) }
+                }
             } catch {
-                logger.error("Lease sweep failed", metadata: ["error": "\(error)"])
+                logger.error("Job sweep failed", metadata: ["error": "\(error)"])
             }
             let interval = configuration.leaseSweepInterval
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

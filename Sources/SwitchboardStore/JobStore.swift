@@ -148,4 +148,6 @@ public protocol JobStore: Sendable {
     func expireLeases(now: Int64, event: @escaping JobEventRenderer) async throws -> [JobChange]
     /// When the earliest queued job of `queue` becomes due; `nil` when none is queued.
     func nextDue(queue: String) async throws -> Int64?
+    /// Deletes up to `limit` jobs that finished before `before`, with their topics; returns how many.
+    func deleteFinishedJobs(before: Int64, limit: Int) async throws -> Int
 }

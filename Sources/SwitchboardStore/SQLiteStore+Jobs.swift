@@ -182,6 +182,26 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    public func deleteFinishedJobs(before: Int64, limit: Int) async throws -> Int {
+        try await writes.write { db in
+            let finished = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'dead', 'cancelled')
+                    AND updated_at < ? LIMIT ?
+                    """,
+                arguments: [before, limit]
+            )
+            for id in finished {
+                let topic = "jobs.\(id)"
+                try db.execute(sql: "DELETE FROM topic_messages WHERE topic = ?", arguments: [topic])
+                try db.execute(sql: "DELETE FROM topics WHERE name = ?", arguments: [topic])
+                try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
+            }
+            return finished.count
+        }
+    }
+
     /// After a failed attempt: `failed` when not to be retried, else queued again after the retry delay
     /// while attempts remain, else `dead`.
     private static func endAttempt(_ job: inout Job, retry: @escaping RetryPolicy, now: Int64) {

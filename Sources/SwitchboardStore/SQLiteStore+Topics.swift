@@ -108,8 +108,22 @@ extension SQLiteStore: TopicStore {
         }
     }
 
-    public func topicNames() async throws -> [String] {
-        try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM topics ORDER BY name") }
+    public func topicNames(holdingMoreThan policy: RetentionPolicy, now: Date) async throws -> [String] {
+        let cutoff = policy.maxAgeSeconds.map { now.millisecondsSince1970 - $0 * 1000 }
+        return try await pool.read { db in
+            // Two index seeks per topic: its first offset, and the time of its oldest message.
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT name FROM topics t WHERE
+                        (?1 IS NOT NULL AND t.next_offset - COALESCE(
+                            (SELECT MIN("offset") FROM topic_messages m WHERE m.topic = t.name), t.next_offset) > ?1)
+                        OR (?2 IS NOT NULL AND (SELECT published_at FROM topic_messages m WHERE m.topic = t.name
+                            ORDER BY "offset" LIMIT 1) < ?2)
+                    """,
+                arguments: [policy.maxMessages, cutoff]
+            )
+        }
     }
 
     public func committedOffset(topic: String, group: String) async throws -> Int64 {

@@ -78,8 +78,8 @@ public protocol TopicStore: Sendable {
     func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice
     /// Drops messages the policy no longer keeps; returns how many went.
     func trim(topic: String, keeping policy: RetentionPolicy, now: Date) async throws -> Int
-    /// Every topic that has had a message.
-    func topicNames() async throws -> [String]
+    /// The topics that hold more than `policy` keeps: the ones retention has work on.
+    func topicNames(holdingMoreThan policy: RetentionPolicy, now: Date) async throws -> [String]
     /// The offset a consumer group has committed on a topic; 0 before its first commit.
     func committedOffset(topic: String, group: String) async throws -> Int64
     /// Records that `group` has processed `topic` up to `offset`.

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.topicRetention.help)) var topicRetention: String?
     @Option(help: .init(ServeSetting.jobQueues.help)) var jobQueues: String?
     @Option(help: .init(ServeSetting.jobLease.help)) var jobLease: String?
+    @Option(help: .init(ServeSetting.jobRetention.help)) var jobRetention: String?
     @Option(help: .init(ServeSetting.idempotencyRetention.help)) var idempotencyRetention: String?
     @Option(help: .init(ServeSetting.uploadMaxSize.help)) var uploadMaxSize: String?
     @Option(help: .init(ServeSetting.uploadExpiry.help)) var uploadExpiry: String?
@@ -56,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
+            (.jobRetention, jobRetention),
             (.idempotencyRetention, idempotencyRetention), (.uploadMaxSize, uploadMaxSize),
             (.uploadExpiry, uploadExpiry),
         ]

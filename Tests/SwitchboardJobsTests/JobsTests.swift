@@ -144,6 +144,18 @@ import Testing
         #expect(unchanged?.state == .running)
     }
 
+    @Test func finishedJobsPastTheirRetentionAreDeletedWithTheirEvents() async throws {
+        let fixture = try Fixture { $0.retention = .milliseconds(50) }
+        let done = try await fixture.submit()
+        let live = try await fixture.submit()
+        _ = try await fixture.jobs.cancel(id: done.id)
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(try await fixture.jobs.deleteExpiredJobs() == 1)
+        #expect(try await fixture.jobs.job(id: done.id) == nil)
+        #expect(try await fixture.announcedStates(done.id).isEmpty)
+        #expect(try await fixture.jobs.job(id: live.id)?.state == .queued)
+    }
+
     @Test func aClaimWaitsForASubmission() async throws {
         let fixture = try Fixture()
         async let claimed = fixture.jobs.claim(queue: "q", waitingUpTo: .seconds(5))
