@@ -28,7 +28,7 @@ public final class ServeNode: Sendable {
         settings: ServeSettings,
         logger: Logger,
         onListening: @escaping HTTPServer.ListeningCallback = { _ in }
-    ) throws {
+    ) async throws {
         self.settings = settings
         self.store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
         self.workers = WorkerPool(threads: settings.workerThreads)
@@ -65,16 +65,20 @@ public final class ServeNode: Sendable {
             configuration: settings.idempotency,
             logger: logger
         )
+        // Outermost, so that idempotency keys and every handler see who is asking.
+        let authentication =
+            settings.authentication.isEnabled
+            ? try await Authentication(wrapping: idempotency, configuration: settings.authentication) : nil
 
         var accessLogger = logger
         accessLogger[metadataKey: "log"] = "access"
         let server = HTTPServer(
             configuration: settings.engine,
-            responder: idempotency,
+            responder: authentication ?? idempotency,
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
             accessLogger: settings.accessLog ? accessLogger : nil,
-            webSockets: [topics.webSocketEndpoint],
+            webSockets: [topics.webSocketEndpoint(authentication: authentication)],
             onListening: onListening
         )
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])

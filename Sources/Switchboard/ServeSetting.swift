@@ -30,6 +30,11 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case idempotencyRetention = "idempotency-retention"
     case uploadMaxSize = "upload-max-size"
     case uploadExpiry = "upload-expiry"
+    case jwtSecret = "jwt-secret"
+    case jwtPublicKey = "jwt-public-key"
+    case jwks
+    case jwtIssuer = "jwt-issuer"
+    case jwtAudience = "jwt-audience"
 
     /// One line for `--help`, with the default.
     public var help: String {
@@ -66,6 +71,12 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .idempotencyRetention: "How long Idempotency-Key answers are kept (default 24h)."
         case .uploadMaxSize: "Largest upload, e.g. 10GiB; advertised as Tus-Max-Size (default 10GiB)."
         case .uploadExpiry: "How long an unfinished upload is kept after its last change (default 24h)."
+        case .jwtSecret:
+            "HS256 secret of 32 bytes or more; with any JWT key set, every request needs a bearer token (default off)."
+        case .jwtPublicKey: "PEM file of an RSA (RS256) or P-256 (ES256) public key that signs tokens."
+        case .jwks: "JWKS file of the keys that sign tokens."
+        case .jwtIssuer: "The iss claim tokens must carry (default: not checked)."
+        case .jwtAudience: "An aud claim tokens must include (default: not checked)."
         }
     }
 

@@ -24,6 +24,7 @@ public struct ServeSettings: Sendable {
     public var jobs = Jobs.Configuration()
     public var idempotency = Idempotency.Configuration()
     public var uploads = Uploads.Configuration()
+    public var authentication = Authentication.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -168,6 +169,7 @@ private struct SettingsReader {
             try read(.idempotencyRetention, expecting: "a duration of at least 24h such as 48h") {
                 SettingValue.duration($0).flatMap { $0 >= .hours(24) ? $0 : nil }
             }.map { Duration.nanoseconds($0.nanoseconds) } ?? settings.idempotency.retention
+        settings.authentication = try authentication()
         settings.uploads.maxSize =
             try read(.uploadMaxSize, expecting: "a size such as 10GiB") {
                 SettingValue.byteSize($0).flatMap { $0 > 0 ? Int64($0) : nil }
@@ -229,6 +231,23 @@ private struct SettingsReader {
             policy.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
         }
         return (String(parts[0]), policy)
+    }
+
+    /// The JWT keys and the claims every token must carry; key files are read here.
+    private func authentication() throws -> Authentication.Configuration {
+        var configuration = Authentication.Configuration()
+        configuration.secret = try read(.jwtSecret, expecting: "a secret of at least 32 bytes") {
+            $0.utf8.count >= 32 ? $0 : nil
+        }
+        configuration.publicKeyPEM = try read(.jwtPublicKey, expecting: "a readable PEM file") {
+            try? String(contentsOfFile: $0, encoding: .utf8)
+        }
+        configuration.jwks = try read(.jwks, expecting: "a readable JWKS file") {
+            try? String(contentsOfFile: $0, encoding: .utf8)
+        }
+        configuration.issuer = try read(.jwtIssuer, expecting: "an issuer") { $0.isEmpty ? nil : $0 }
+        configuration.audience = try read(.jwtAudience, expecting: "an audience") { $0.isEmpty ? nil : $0 }
+        return configuration
     }
 
     /// `QUEUE=CONCURRENCY` entries (a bare `QUEUE` runs 4 at once); `nil` when not set.

@@ -48,13 +48,8 @@ public final class Idempotency: HTTPResponder, Service {
         guard head.method == .POST, let key = head.headers.first(name: "idempotency-key"),
             case .handler(let handler, let maxBodyBytes, let parameters) = match
         else { return match }
-        let wrapped: Route.Handler
-        if case .streaming = handler {
-            wrapped = .streaming { request, body in
-                try await self.respond(to: request, key: key, with: handler, body: body)
-            }
-        } else {
-            wrapped = .async { request in try await self.respond(to: request, key: key, with: handler) }
+        let wrapped = handler.wrapped { request, body in
+            try await self.respond(to: request, key: key, with: handler, body: body)
         }
         return .handler(wrapped, maxBodyBytes: maxBodyBytes, parameters: parameters)
     }
@@ -110,7 +105,11 @@ public final class Idempotency: HTTPResponder, Service {
     ) async throws -> Response {
         let response: Response
         do {
-            response = try await Self.run(handler, request, body: body)
+            response = try await handler.respond(
+                to: request,
+                body: body,
+                on: MultiThreadedEventLoopGroup.singleton.any()
+            )
         } catch let error as HTTPError where error.status.code < 500 {
             response = .error(error)
         } catch {
@@ -125,18 +124,6 @@ public final class Idempotency: HTTPResponder, Service {
         return response
     }
 
-    private static func run(_ handler: Route.Handler, _ request: Request, body: RequestBodyStream?) async throws
-        -> Response
-    {
-        switch (handler, body) {
-        case (.immediate(let respond), _): try respond(request)
-        case (.async(let respond), _): try await respond(request)
-        case (.future(let respond), _): try await respond(request, MultiThreadedEventLoopGroup.singleton.any()).get()
-        case (.streaming(let respond), let body?): try await respond(request, body)
-        case (.streaming, nil): throw HTTPError.internalError
-        }
-    }
-
     /// The key without the quotes of its structured-field form; 1 to 255 characters.
     private static func key(from header: String) throws -> IdempotencyKey {
         var key = Substring(header)
@@ -149,7 +136,7 @@ public final class Idempotency: HTTPResponder, Service {
                 message: "Idempotency-Key must be 1 to 255 characters"
             )
         }
-        return IdempotencyKey(principal: "anonymous", key: String(key))
+        return IdempotencyKey(principal: Principal.idempotencyOwner, key: String(key))
     }
 
     /// What makes two requests the same: method, target, content type and body. A streamed body is not

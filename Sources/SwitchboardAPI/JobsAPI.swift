@@ -41,21 +41,21 @@ public struct JobsAPI: Sendable {
         router.add(.GET, "/v1/jobs") { try await list($0) }
         router.add(.GET, "/v1/jobs/{id}") { try await status($0) }
         router.add(.DELETE, "/v1/jobs/{id}") { request in
-            try answer(await translating { try await jobs.cancel(id: Self.id(of: request)) }.job)
+            try answer(await translating { try await jobs.cancel(id: authorizedID(request)) }.job)
         }
         router.add(.GET, "/v1/jobs/{id}/events") { request in
             let job = try await existingJob(request)
             return try await topics.eventStream(topic: Jobs.topic(of: job.id), request: request, defaultAfter: 0)
         }
         router.add(.POST, "/v1/jobs/{id}/requeue") { request in
-            try answer(await translating { try await jobs.requeue(id: Self.id(of: request)) }.job)
+            try answer(await translating { try await jobs.requeue(id: authorizedID(request)) }.job)
         }
         router.add(.POST, "/v1/queues/{queue}/claim") { try await claim($0) }
         router.add(.POST, "/v1/jobs/{id}/heartbeat", maxBodyBytes: 4096) { try await heartbeat($0) }
         router.add(.POST, "/v1/jobs/{id}/complete", maxBodyBytes: configuration.maxSubmissionBytes) { request in
             let body = try Self.decode(CompleteBody.self, from: request)
             let change = try await translating {
-                try await jobs.complete(id: Self.id(of: request), token: body.leaseToken, result: body.result ?? .null)
+                try await jobs.complete(id: authorizedID(request), token: body.leaseToken, result: body.result ?? .null)
             }
             return try answer(change.job)
         }
@@ -63,7 +63,7 @@ public struct JobsAPI: Sendable {
             let body = try Self.decode(FailBody.self, from: request)
             let change = try await translating {
                 try await jobs.fail(
-                    id: Self.id(of: request),
+                    id: authorizedID(request),
                     token: body.leaseToken,
                     error: body.error ?? "failed",
                     retry: body.retry ?? true
@@ -105,6 +105,7 @@ public struct JobsAPI: Sendable {
     private func newJob(from body: SubmitBody) throws -> NewJob {
         let queue = body.queue ?? "default"
         try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
+        try Principal.authorize(.useQueue(queue))
         try Self.checkName(body.type, kind: "Job type", code: "job_type_invalid")
         let input = body.input ?? .null
         if configuration.builtInQueues.contains(queue) {
@@ -180,6 +181,8 @@ public struct JobsAPI: Sendable {
             }
             state = known
         }
+        // Without a queue the listing spans them all: only a token for every queue may see it.
+        try Principal.authorize(.useQueue(query["queue"] ?? "*"))
         let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
         return .json(ByteBuffer(bytes: JobJSON.encode(list: found)))
     }
@@ -189,6 +192,7 @@ public struct JobsAPI: Sendable {
     private func claim(_ request: Request) async throws -> Response {
         let queue = request.parameters["queue"] ?? ""
         try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
+        try Principal.authorize(.useQueue(queue))
         let query = QueryParameters(request)
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
         let lease = try leaseDuration(query.seconds("lease", max: configuration.maxLeaseSeconds))
@@ -212,7 +216,7 @@ public struct JobsAPI: Sendable {
         }
         let lease = try leaseDuration(body.leaseSeconds.map { .milliseconds(Int64($0 * 1000)) })
         let job = try await translating {
-            try await jobs.heartbeat(id: Self.id(of: request), token: body.leaseToken, lease: lease)
+            try await jobs.heartbeat(id: authorizedID(request), token: body.leaseToken, lease: lease)
         }
         return try .json(Renewed(id: job.id, leaseExpiresAt: job.leaseExpiresAt ?? 0))
     }
@@ -225,10 +229,18 @@ public struct JobsAPI: Sendable {
         return asked
     }
 
+    /// The request's job, once the caller may use its queue.
     private func existingJob(_ request: Request) async throws -> Job {
         let id = try Self.id(of: request)
         guard let job = try await jobs.job(id: id) else { throw Self.notFound(id) }
+        try Principal.authorize(.useQueue(job.queue))
         return job
+    }
+
+    /// The request's job id, once the caller may use the job's queue (no lookup with authentication off).
+    private func authorizedID(_ request: Request) async throws -> String {
+        guard Principal.current != nil else { return try Self.id(of: request) }
+        return try await existingJob(request).id
     }
 
     private func answer(_ job: Job) throws -> Response {

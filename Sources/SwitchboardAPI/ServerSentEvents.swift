@@ -4,6 +4,12 @@ import SwitchboardStore
 
 /// The `text/event-stream` framing of subscription events (WHATWG HTML, "Server-sent events").
 enum ServerSentEvents {
+    /// The last event of a stream whose token expired.
+    static let tokenExpired = ByteBuffer(
+        string:
+            #"event: token_expired\#ndata: {"code":"token_expired","message":"The token expired; reconnect with a new one"}\#n\#n"#
+    )
+
     /// One event per message, `id:` its offset, one `data:` line per line of its body; a `trimmed`
     /// event when retention removed messages the client had not read.
     static func encode(_ event: Subscription.Event) -> ByteBuffer {

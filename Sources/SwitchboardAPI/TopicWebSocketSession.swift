@@ -14,13 +14,48 @@ final class TopicWebSocketSession: ChannelInboundHandler {
 
     private let broker: Broker
     private let maxSubscriptions: Int
+    /// Whose token opened the socket; `nil` with authentication off.
+    private let principal: Principal?
     private var subscriptions: [String: Task<Void, Never>] = [:]
     private var publishes: [ObjectIdentifier: Task<Void, Never>] = [:]
     private var closing = false
+    private var expiry: Scheduled<Void>?
 
-    init(broker: Broker, maxSubscriptions: Int) {
+    init(broker: Broker, maxSubscriptions: Int, principal: Principal?) {
         self.broker = broker
         self.maxSubscriptions = maxSubscriptions
+        self.principal = principal
+    }
+
+    /// Closes the socket when its token expires (1008, after an error frame saying so).
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let principal else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let delay = TimeAmount.milliseconds(Int64(principal.expiresAt.timeIntervalSinceNow * 1000))
+        expiry = context.eventLoop.scheduleTask(in: delay) {
+            let (session, context) = loopBound.value
+            session.send(
+                .error(code: "token_expired", message: "The token expired; reconnect with a new one"),
+                context: context
+            )
+            session.close(context: context, code: .policyViolation)
+        }
+    }
+
+    /// Refuses, with an error frame, what the socket's token does not allow.
+    private func permits(
+        _ action: Principal.Action,
+        _ message: WebSocketProtocol.ClientMessage,
+        context: ChannelHandlerContext
+    )
+        -> Bool
+    {
+        guard let principal, !principal.may(action) else { return true }
+        send(
+            .error(code: "forbidden", message: "The token does not allow \(action)", ref: message.ref),
+            context: context
+        )
+        return false
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -50,6 +85,7 @@ final class TopicWebSocketSession: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        expiry?.cancel()
         for task in subscriptions.values { task.cancel() }
         for task in publishes.values { task.cancel() }
         subscriptions.removeAll()
@@ -74,7 +110,9 @@ final class TopicWebSocketSession: ChannelInboundHandler {
     }
 
     private func subscribe(_ message: WebSocketProtocol.ClientMessage, context: ChannelHandlerContext) {
-        guard let topic = validTopic(message, context: context) else { return }
+        guard let topic = validTopic(message, context: context),
+            permits(.subscribe(topic: topic), message, context: context)
+        else { return }
         guard subscriptions[topic] == nil else {
             send(.error(code: "already_subscribed", message: "Already subscribed to \(topic)"), context: context)
             return
@@ -125,7 +163,9 @@ final class TopicWebSocketSession: ChannelInboundHandler {
     }
 
     private func publish(_ message: WebSocketProtocol.ClientMessage, context: ChannelHandlerContext) {
-        guard let topic = validTopic(message, context: context) else { return }
+        guard let topic = validTopic(message, context: context),
+            permits(.publish(topic: topic), message, context: context)
+        else { return }
         guard !TopicName.isReserved(topic) else {
             send(
                 .error(code: "topic_reserved", message: "\(topic) is written by the server only", ref: message.ref),

@@ -33,14 +33,22 @@ public struct TopicsAPI: Sendable {
         self.configuration = configuration
     }
 
-    /// `GET /v1/ws`: the topics over WebSocket (see `WebSocketProtocol`).
-    public var webSocketEndpoint: WebSocketEndpoint {
+    /// `GET /v1/ws`: the topics over WebSocket (see `WebSocketProtocol`). With `authentication`, only a
+    /// request with a valid token is upgraded; the rest reach the router, which answers 401.
+    public func webSocketEndpoint(authentication: Authentication?) -> WebSocketEndpoint {
         let broker = self.broker
         let limit = configuration.maxSubscriptionsPerConnection
-        return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { channel, _ in
-            try channel.pipeline.syncOperations.addHandler(
-                TopicWebSocketSession(broker: broker, maxSubscriptions: limit)
-            )
+        return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { head in
+            var principal: Principal?
+            if let authentication {
+                guard let verified = try? await authentication.principal(for: head) else { return nil }
+                principal = verified
+            }
+            return { [principal] channel in
+                try channel.pipeline.syncOperations.addHandler(
+                    TopicWebSocketSession(broker: broker, maxSubscriptions: limit, principal: principal)
+                )
+            }
         }
     }
 
@@ -78,6 +86,7 @@ public struct TopicsAPI: Sendable {
         do {
             topic = try Self.topic(of: request)
             try Self.checkPublishable(topic)
+            try Principal.authorize(.publish(topic: topic))
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -111,7 +120,7 @@ public struct TopicsAPI: Sendable {
     }
 
     private func poll(_ request: Request) async throws -> Response {
-        let topic = try Self.topic(of: request)
+        let topic = try Self.readableTopic(of: request)
         let query = QueryParameters(request)
         let limit = try query.integer("limit", in: 1...configuration.maxPollLimit) ?? 100
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
@@ -125,7 +134,7 @@ public struct TopicsAPI: Sendable {
     }
 
     private func pollGroup(_ request: Request) async throws -> Response {
-        let topic = try Self.topic(of: request)
+        let topic = try Self.readableTopic(of: request)
         let group = try Self.groupName(of: request)
         let query = QueryParameters(request)
         let limit = try query.integer("limit", in: 1...configuration.maxPollLimit) ?? 100
@@ -138,7 +147,7 @@ public struct TopicsAPI: Sendable {
         struct Commit: Codable {
             var offset: Int64
         }
-        let topic = try Self.topic(of: request)
+        let topic = try Self.readableTopic(of: request)
         let group = try Self.groupName(of: request)
         guard let commit = try? JSONDecoder().decode(Commit.self, from: Data(request.body.readableBytesView)),
             commit.offset >= 0
@@ -176,7 +185,7 @@ public struct TopicsAPI: Sendable {
     /// Server-Sent Events: `id:` is the offset, resumed from `Last-Event-ID` or `?after=`; a heartbeat
     /// comment keeps idle connections open; the stream never ends on its own.
     private func events(_ request: Request) async throws -> Response {
-        try await eventStream(topic: Self.topic(of: request), request: request, defaultAfter: nil)
+        try await eventStream(topic: Self.readableTopic(of: request), request: request, defaultAfter: nil)
     }
 
     /// The SSE stream of `topic` for `request`, from `Last-Event-ID`, `?after=` or else `defaultAfter`
@@ -196,6 +205,7 @@ public struct TopicsAPI: Sendable {
         let stream = SubscriptionBox(subscription)
         let heartbeat = configuration.sseHeartbeat
         let retry = configuration.sseRetryMilliseconds
+        let expiry = Principal.current?.expiresAt
         return Response(
             headers: [
                 "Content-Type": "text/event-stream",
@@ -211,11 +221,31 @@ public struct TopicsAPI: Sendable {
                     }
                 }
                 defer { beat.cancel() }
-                while let event = try await stream.subscription.next() {
-                    try await writer.write(ServerSentEvents.encode(event))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while let event = try await stream.subscription.next() {
+                            try await writer.write(ServerSentEvents.encode(event))
+                        }
+                    }
+                    if let expiry {
+                        // The stream ends when its token does, saying why.
+                        group.addTask {
+                            try await Task.sleep(for: .milliseconds(Int64(expiry.timeIntervalSinceNow * 1000)))
+                            try await writer.write(ServerSentEvents.tokenExpired)
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
                 }
             }
         )
+    }
+
+    /// The request's topic, once the caller may subscribe to it.
+    static func readableTopic(of request: Request) throws -> String {
+        let topic = try topic(of: request)
+        try Principal.authorize(.subscribe(topic: topic))
+        return topic
     }
 
     static func topic(of request: Request) throws -> String {

@@ -86,7 +86,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             .map { "\($0.0.rawValue)=\(String(format: "%.3f", $0.1.milliseconds))" }
             .joined(separator: ",")
         accessLogger.info(
-            "\(request.method.rawValue) \(request.uri) \(status.code)",
+            "\(request.method.rawValue) \(Self.redacted(request.uri)) \(status.code)",
             metadata: [
                 "bytes_in": "\(bytesIn)",
                 "bytes_out": "\(bytesOut)",
@@ -94,5 +94,16 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
                 "stages_ms": "\(stages)",
             ]
         )
+    }
+}
+
+extension RequestJourneyHandler {
+    /// The request target with the values of secret query parameters (`access_token`) blanked, for logs.
+    static func redacted(_ uri: String) -> String {
+        guard let mark = uri.firstIndex(of: "?"), uri.contains("access_token=") else { return uri }
+        let items = uri[uri.index(after: mark)...].split(separator: "&").map { item in
+            item.hasPrefix("access_token=") ? "access_token=REDACTED" : String(item)
+        }
+        return uri[...mark] + items.joined(separator: "&")
     }
 }

@@ -72,6 +72,33 @@ public struct Route: Sendable {
     }
 }
 
+extension Route.Handler {
+    /// Runs the handler from a task, for layers that wrap every route (authentication, idempotency).
+    /// - Parameter body: the body stream of a streaming route.
+    public func respond(to request: Request, body: RequestBodyStream?, on eventLoop: any EventLoop) async throws
+        -> Response
+    {
+        switch (self, body) {
+        case (.immediate(let respond), _): try respond(request)
+        case (.async(let respond), _): try await respond(request)
+        case (.future(let respond), _): try await respond(request, eventLoop).get()
+        case (.streaming(let respond), let body?): try await respond(request, body)
+        case (.streaming, nil): throw HTTPError.internalError
+        }
+    }
+
+    /// A handler that runs `respond` in place of this one, keeping its kind: a streaming route stays
+    /// streaming, every other kind becomes a task.
+    public func wrapped(
+        _ respond: @escaping @Sendable (Request, RequestBodyStream?) async throws -> Response
+    ) -> Route.Handler {
+        if case .streaming = self {
+            return .streaming { request, body in try await respond(request, body) }
+        }
+        return .async { request in try await respond(request, nil) }
+    }
+}
+
 /// A table of routes, matched in order. `HEAD` falls back to the `GET` route of the same path.
 public struct Router: HTTPResponder {
     public private(set) var routes: [Route] = []

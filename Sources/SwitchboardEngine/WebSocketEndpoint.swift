@@ -1,39 +1,53 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
 /// A path where `GET` requests with `Upgrade: websocket` become WebSocket connections (RFC 6455).
 ///
-/// The engine does the handshake (`NIOWebSocketServerUpgrader`) and reassembles fragmented messages;
-/// `configure` adds the handlers that speak the application protocol over `WebSocketFrame`s. An upgrade
-/// is honoured on a connection's first request, as browsers and clients send it.
+/// The engine does the handshake (`NIOWebSocketServerUpgrader`) and reassembles fragmented messages.
+/// Before upgrading it asks `admit`, which may await (to check a token, say) and answers with what adds
+/// the application's frame handlers to the upgraded channel — or `nil`, declining: the request is then
+/// routed as plain HTTP, where the router answers (401, 426, …). An upgrade is honoured on a
+/// connection's first request, as browsers and clients send it.
 public struct WebSocketEndpoint: Sendable {
+    /// Adds the application's frame handlers to an upgraded channel, on its event loop.
+    public typealias Configure = @Sendable (any Channel) throws -> Void
+
     public var path: String
     /// Largest message, after reassembly of fragments.
     public var maxMessageBytes: Int
-    /// Adds the application's frame handlers to the upgraded channel, on its event loop.
-    public var configure: @Sendable (any Channel, HTTPRequestHead) throws -> Void
+    public var admit: @Sendable (HTTPRequestHead) async -> Configure?
 
     public init(
         path: String,
         maxMessageBytes: Int = 1 << 20,
-        configure: @escaping @Sendable (any Channel, HTTPRequestHead) throws -> Void
+        admit: @escaping @Sendable (HTTPRequestHead) async -> Configure?
     ) {
         self.path = path
         self.maxMessageBytes = maxMessageBytes
-        self.configure = configure
+        self.admit = admit
     }
 
+    /// An upgrader for one connection: what `admit` answered waits here until the upgrade happens.
     func makeUpgrader() -> NIOWebSocketServerUpgrader {
         let endpoint = self
+        let admitted = NIOLockedValueBox<Configure?>(nil)
         return NIOWebSocketServerUpgrader(
             maxFrameSize: min(maxMessageBytes, Int(UInt32.max)),
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
                 let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                return channel.eventLoop.makeSucceededFuture(path == endpoint.path ? HTTPHeaders() : nil)
+                guard path == endpoint.path else { return channel.eventLoop.makeSucceededFuture(nil) }
+                let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                promise.completeWithTask {
+                    let configure = await endpoint.admit(head)
+                    admitted.withLockedValue { $0 = configure }
+                    return configure == nil ? nil : HTTPHeaders()
+                }
+                return promise.futureResult
             },
-            upgradePipelineHandler: { channel, head in
+            upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOWebSocketFrameAggregator(
@@ -42,7 +56,7 @@ public struct WebSocketEndpoint: Sendable {
                             maxAccumulatedFrameSize: endpoint.maxMessageBytes
                         )
                     )
-                    try endpoint.configure(channel, head)
+                    try admitted.withLockedValue { $0 }?(channel)
                 }
             }
         )

@@ -44,6 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.idempotencyRetention.help)) var idempotencyRetention: String?
     @Option(help: .init(ServeSetting.uploadMaxSize.help)) var uploadMaxSize: String?
     @Option(help: .init(ServeSetting.uploadExpiry.help)) var uploadExpiry: String?
+    @Option(help: .init(ServeSetting.jwtSecret.help)) var jwtSecret: String?
+    @Option(help: .init(ServeSetting.jwtPublicKey.help)) var jwtPublicKey: String?
+    @Option(help: .init(ServeSetting.jwks.help)) var jwks: String?
+    @Option(help: .init(ServeSetting.jwtIssuer.help)) var jwtIssuer: String?
+    @Option(help: .init(ServeSetting.jwtAudience.help)) var jwtAudience: String?
 
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
@@ -59,7 +64,8 @@ struct ServeCommand: AsyncParsableCommand {
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
             (.jobRetention, jobRetention),
             (.idempotencyRetention, idempotencyRetention), (.uploadMaxSize, uploadMaxSize),
-            (.uploadExpiry, uploadExpiry),
+            (.uploadExpiry, uploadExpiry), (.jwtSecret, jwtSecret), (.jwtPublicKey, jwtPublicKey), (.jwks, jwks),
+            (.jwtIssuer, jwtIssuer), (.jwtAudience, jwtAudience),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { setting, value in value.map { (setting, $0) } })
     }
@@ -79,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "switchboard")
-        let node = try ServeNode(settings: settings, logger: logger)
+        let node = try await ServeNode(settings: settings, logger: logger)
         try await node.run()
         logger.info("Stopped")
     }

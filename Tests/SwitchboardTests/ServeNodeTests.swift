@@ -54,7 +54,7 @@ import Testing
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let node = try ServeNode(settings: settings, logger: logger) { address in
+        let node = try await ServeNode(settings: settings, logger: logger) { address in
             continuation.yield(address.port ?? 0)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

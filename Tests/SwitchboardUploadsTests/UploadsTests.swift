@@ -14,12 +14,16 @@ import Testing
     let broker: Broker
 
     init() throws {
+        try self.init(expiry: .seconds(60))
+    }
+
+    init(expiry: Duration) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("uploads-\(UUID().uuidString)")
         let store = try SQLiteStore(directory: directory.path)
         broker = Broker(store: store)
         let jobs = Jobs(store: store, broker: broker, logger: Logger(label: "test"))
         var configuration = Uploads.Configuration()
-        configuration.expiry = .milliseconds(100)
+        configuration.expiry = expiry
         uploads = try Uploads(
             store: store,
             directory: directory.appendingPathComponent("uploads").path,
@@ -81,6 +85,7 @@ import Testing
     }
 
     @Test func unfinishedUploadsExpireAndAreRemoved() async throws {
+        let uploads = try UploadsTests(expiry: .milliseconds(100)).uploads
         let upload = try await uploads.create(length: 10, metadata: "")
         try await Task.sleep(for: .milliseconds(150))
         await #expect(throws: UploadError.gone) { try await uploads.upload(id: upload.id) }

@@ -1,0 +1,268 @@
+import Foundation
+import JWTKit
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwitchboardEngine
+
+/// Stateless authentication with JWTs (jwt-kit): with keys configured, every request but the operational
+/// ones (`/healthz`, `/readyz`, `/metrics`) needs `Authorization: Bearer <JWT>`, or for the two routes
+/// browsers cannot set headers on (SSE and WebSocket), `?access_token=`. HS256, RS256 and ES256 tokens
+/// are accepted, from a secret, a PEM public key or a JWKS file; `exp` is required and `nbf`, `iss` and
+/// `aud` are checked. The verified claims become the request's `Principal`, which every handler asks
+/// before acting.
+///
+/// It wraps the router, so no route can be forgotten.
+public final class Authentication: HTTPResponder {
+    public struct Configuration: Sendable {
+        /// An HS256 secret.
+        public var secret: String?
+        /// A PEM public key (RSA for RS256, P-256 for ES256).
+        public var publicKeyPEM: String?
+        /// A JWKS document.
+        public var jwks: String?
+        /// The `iss` tokens must carry, when set.
+        public var issuer: String?
+        /// An `aud` tokens must include, when set.
+        public var audience: String?
+
+        public init() {}
+
+        public var isEnabled: Bool { secret != nil || publicKeyPEM != nil || jwks != nil }
+    }
+
+    /// Paths open without a token: probes and metrics.
+    static let openPaths: Set<Substring> = ["/healthz", "/readyz", "/metrics"]
+
+    private let router: any HTTPResponder
+    private let keys: JWTKeyCollection
+    private let configuration: Configuration
+
+    /// - Throws: `AuthenticationSetupError` when a key cannot be read.
+    public init(wrapping router: any HTTPResponder, configuration: Configuration) async throws {
+        self.router = router
+        self.configuration = configuration
+        self.keys = try await Self.keys(configuration)
+    }
+
+    public func route(_ head: HTTPRequestHead) -> RouteMatch {
+        let match = router.route(head)
+        guard case .handler(let handler, let maxBodyBytes, let parameters) = match,
+            !Self.openPaths.contains(Request(head: head).path)
+        else { return match }
+        let wrapped = handler.wrapped { request, body in
+            let principal = try await self.principal(for: request.head)
+            return try await Principal.$current.withValue(principal) {
+                try await handler.respond(to: request, body: body, on: MultiThreadedEventLoopGroup.singleton.any())
+            }
+        }
+        return .handler(wrapped, maxBodyBytes: maxBodyBytes, parameters: parameters)
+    }
+
+    /// The principal of a request's token; throws 401 when it has none or a bad one.
+    public func principal(for head: HTTPRequestHead) async throws -> Principal {
+        guard let token = Self.token(in: head) else {
+            throw Self.unauthorized("A bearer token is required (Authorization: Bearer <JWT>)")
+        }
+        let claims: AccessClaims
+        do {
+            claims = try await keys.verify(token, as: AccessClaims.self)
+        } catch {
+            throw Self.unauthorized("The token is not valid: \(Self.reason(error))")
+        }
+        if let issuer = configuration.issuer, claims.iss?.value != issuer {
+            throw Self.unauthorized("The token's issuer is not \(issuer)")
+        }
+        if let audience = configuration.audience, !(claims.aud?.value.contains(audience) ?? false) {
+            throw Self.unauthorized("The token is not meant for audience \(audience)")
+        }
+        return Principal(claims)
+    }
+
+    /// A development token signed with an HS256 `secret`, allowing what the patterns say for `ttl`.
+    public static func mint(
+        secret: String,
+        subject: String,
+        publish: [String],
+        subscribe: [String],
+        queues: [String],
+        admin: Bool,
+        ttl: Duration,
+        issuer: String? = nil,
+        audience: String? = nil
+    ) async throws -> String {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let claims = AccessClaims(
+            sub: SubjectClaim(value: subject),
+            exp: ExpirationClaim(value: Date().addingTimeInterval(Double(ttl.components.seconds))),
+            iss: issuer.map { IssuerClaim(value: $0) },
+            aud: audience.map { AudienceClaim(value: [$0]) },
+            publish: publish,
+            subscribe: subscribe,
+            queues: queues,
+            admin: admin ? true : nil
+        )
+        return try await keys.sign(claims)
+    }
+
+    /// The bearer token, or the `access_token` query parameter of a GET (for EventSource and WebSocket).
+    static func token(in head: HTTPRequestHead) -> String? {
+        if let header = head.headers.first(name: "authorization") {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+        }
+        guard head.method == .GET else { return nil }
+        return Request(head: head).query["access_token"]
+    }
+
+    static func unauthorized(_ message: String) -> HTTPError {
+        HTTPError(.unauthorized, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let error = error as? JWTError {
+            return error.reason ?? error.errorType.description
+        }
+        return "\(error)"
+    }
+
+    private static func keys(_ configuration: Configuration) async throws -> JWTKeyCollection {
+        let keys = JWTKeyCollection()
+        if let secret = configuration.secret {
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        }
+        if let pem = configuration.publicKeyPEM {
+            if let rsa = try? Insecure.RSA.PublicKey(pem: pem) {
+                await keys.add(rsa: rsa, digestAlgorithm: .sha256)
+            } else if let ecdsa = try? ES256PublicKey(pem: pem) {
+                await keys.add(ecdsa: ecdsa)
+            } else {
+                throw AuthenticationSetupError(message: "the public key is neither an RSA nor a P-256 PEM key")
+            }
+        }
+        if let jwks = configuration.jwks {
+            do {
+                try await keys.add(jwksJSON: jwks)
+            } catch {
+                throw AuthenticationSetupError(message: "the JWKS cannot be read: \(error)")
+            }
+        }
+        return keys
+    }
+}
+
+/// A key setting that cannot be used.
+public struct AuthenticationSetupError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The claims Switchboard reads from a token: who it is, when it expires, and what it may do —
+/// `publish` and `subscribe` topic patterns, `queues` patterns, and `admin` for everything.
+struct AccessClaims: JWTPayload {
+    var sub: SubjectClaim?
+    var exp: ExpirationClaim
+    var nbf: NotBeforeClaim?
+    var iss: IssuerClaim?
+    var aud: AudienceClaim?
+    var publish: [String]?
+    var subscribe: [String]?
+    var queues: [String]?
+    var admin: Bool?
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        try nbf?.verifyNotBefore()
+    }
+}
+
+/// Who is making a request and what they may do, from a verified token. `current` is `nil` while
+/// authentication is off: then everything is allowed.
+public struct Principal: Sendable {
+    public var subject: String
+    public var expiresAt: Date
+    var publish: [TopicPattern]
+    var subscribe: [TopicPattern]
+    var queues: [TopicPattern]
+    var admin: Bool
+
+    @TaskLocal public static var current: Principal?
+
+    /// What a request wants to do.
+    public enum Action: Sendable {
+        case publish(topic: String)
+        case subscribe(topic: String)
+        case useQueue(String)
+        /// Uploads and anything else any authenticated caller may do.
+        case authenticated
+    }
+
+    init(_ claims: AccessClaims) {
+        subject = claims.sub?.value ?? ""
+        expiresAt = claims.exp.value
+        publish = (claims.publish ?? []).map(TopicPattern.init)
+        subscribe = (claims.subscribe ?? []).map(TopicPattern.init)
+        queues = (claims.queues ?? []).map(TopicPattern.init)
+        admin = claims.admin ?? false
+    }
+
+    public func may(_ action: Action) -> Bool {
+        if admin { return true }
+        switch action {
+        case .publish(let topic): return publish.contains { $0.matches(topic) }
+        case .subscribe(let topic): return subscribe.contains { $0.matches(topic) }
+        case .useQueue(let queue): return queues.contains { $0.matches(queue) }
+        case .authenticated: return true
+        }
+    }
+
+    /// Throws 403 unless the current principal may do `action` (always allowed with authentication off).
+    public static func authorize(_ action: Action) throws {
+        guard let principal = current, !principal.may(action) else { return }
+        throw HTTPError(
+            .forbidden,
+            code: "forbidden",
+            message: "The token does not allow \(action.description)"
+        )
+    }
+
+    /// Whom idempotency keys belong to.
+    static var idempotencyOwner: String { current.map { "sub:\($0.subject)" } ?? "anonymous" }
+}
+
+extension Principal.Action: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .publish(let topic): "publishing to \(topic)"
+        case .subscribe(let topic): "subscribing to \(topic)"
+        case .useQueue(let queue): "using queue \(queue)"
+        case .authenticated: "this"
+        }
+    }
+}
+
+/// A topic or queue pattern from a token: `*` matches any run of characters, as in `chat.*`.
+struct TopicPattern: Sendable {
+    let parts: [Substring]
+
+    init(_ pattern: String) {
+        parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+    }
+
+    func matches(_ name: String) -> Bool {
+        guard parts.count > 1 else { return name == parts[0] }
+        var rest = Substring(name)
+        guard rest.hasPrefix(parts[0]) else { return false }
+        rest = rest.dropFirst(parts[0].count)
+        for (index, part) in parts.dropFirst().enumerated() {
+            let isLast = index == parts.count - 2
+            if isLast {
+                return rest.hasSuffix(part) && rest.count >= part.count
+            }
+            guard let found = rest.range(of: part) else { return false }
+            rest = rest[found.upperBound...]
+        }
+        return true
+    }
+}
