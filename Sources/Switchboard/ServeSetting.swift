@@ -24,6 +24,10 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case topicRetention = "topic-retention"
     case sseHeartbeat = "sse-heartbeat"
     case corsOrigins = "cors-origins"
+    case tlsListen = "tls-listen"
+    case tlsCert = "tls-cert"
+    case tlsKey = "tls-key"
+    case tlsSelfSigned = "tls-self-signed"
     case jobQueues = "job-queues"
     case jobLease = "job-lease"
     case jobRetention = "job-retention"
@@ -63,6 +67,11 @@ public enum ServeSetting: String, CaseIterable, Sendable {
             "Per-topic retention, TOPIC=MESSAGES/AGE[,…], e.g. audit=0/720h,chat=1000/ (default none)."
         case .sseHeartbeat: "Interval of SSE heartbeat comments (default 15s)."
         case .corsOrigins: "Comma-separated web origins whose pages may read responses, or * (default none)."
+        case .tlsListen: "Address of the TLS listener, HOST:PORT (default 127.0.0.1:8443, once a certificate is set)."
+        case .tlsCert: "PEM file of the TLS certificate, with its chain."
+        case .tlsKey: "PEM file of the TLS private key."
+        case .tlsSelfSigned:
+            "on: serve TLS with a development certificate for localhost, kept under DATA/tls (default off)."
         case .jobQueues:
             "Queues the built-in workers serve, QUEUE=CONCURRENCY[,…]; other queues are for external workers "
                 + "(default default=4)."

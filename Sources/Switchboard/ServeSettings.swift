@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
@@ -123,6 +124,7 @@ private struct SettingsReader {
         if let origins = try read(.corsOrigins, expecting: "origins such as http://localhost:3000, or *", corsOrigins) {
             engine.crossOrigin = CrossOriginPolicy(allowedOrigins: origins)
         }
+        engine.tls = try tlsListener(dataDirectory: settings.dataDirectory)
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
@@ -231,6 +233,41 @@ private struct SettingsReader {
             policy.maxAgeSeconds = age == .zero ? nil : max(1, age.nanoseconds / 1_000_000_000)
         }
         return (String(parts[0]), policy)
+    }
+
+    /// The TLS listener when a certificate is given or a development one asked for.
+    private func tlsListener(dataDirectory: String) throws -> TLSListener? {
+        var files: (certificate: String, key: String)?
+        if let certificate = try read(.tlsCert, expecting: "a PEM file", { $0 }) {
+            guard let key = try read(.tlsKey, expecting: "a PEM file", { $0 }) else {
+                throw SettingsError(key: ServeSetting.tlsKey.rawValue, problem: "is needed with tls-cert")
+            }
+            files = (certificate, key)
+        } else if try read(.tlsSelfSigned, expecting: "on or off", SettingValue.bool) == true {
+            do {
+                files = try DevelopmentCertificate.files(in: dataDirectory)
+            } catch {
+                throw SettingsError(
+                    key: ServeSetting.tlsSelfSigned.rawValue,
+                    problem: "cannot make a certificate: \(error)"
+                )
+            }
+        }
+        guard let files else { return nil }
+        let (host, port) = try read(.tlsListen, expecting: "HOST:PORT", SettingValue.hostAndPort) ?? ("127.0.0.1", 8443)
+        do {
+            return TLSListener(
+                host: host,
+                port: port,
+                certificateChain: try NIOSSLCertificate.fromPEMFile(files.certificate),
+                privateKey: try NIOSSLPrivateKey(file: files.key, format: .pem)
+            )
+        } catch {
+            throw SettingsError(
+                key: ServeSetting.tlsCert.rawValue,
+                problem: "cannot read \(files.certificate) and \(files.key): \(error)"
+            )
+        }
     }
 
     /// The JWT keys and the claims every token must carry; key files are read here.

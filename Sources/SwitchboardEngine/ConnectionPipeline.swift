@@ -1,9 +1,10 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Builds the handlers of an accepted HTTP/1.1 connection, nearest the socket first:
-/// byte counting, the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors, the
+/// byte counting, TLS (on the TLS listener), the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors, the
 /// WebSocket upgrade (when an endpoint is configured), journey timing, then the request handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
@@ -13,6 +14,8 @@ struct ConnectionPipeline: Sendable {
     let logger: Logger
     let accessLogger: Logger?
     let webSockets: [WebSocketEndpoint]
+    /// Terminates TLS first when set.
+    let tls: NIOSSLContext?
 
     func configure(_ channel: any Channel) throws {
         metrics.acceptedConnections.increment()
@@ -43,6 +46,9 @@ struct ConnectionPipeline: Sendable {
             HTTPRequestHandler(responder: responder, crossOrigin: crossOrigin, logger: logger),
         ]
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
+        if let tls {
+            try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+        }
         try pipeline.addHandler(encoder)
         try pipeline.addHandlers(httpHandlers)
         if !webSockets.isEmpty {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 /// Everything the engine needs to listen and to protect itself; every field has a documented default.
 public struct EngineConfiguration: Sendable {
@@ -22,8 +23,36 @@ public struct EngineConfiguration: Sendable {
     public var crossOrigin = CrossOriginPolicy()
     /// How long graceful shutdown waits for requests in flight before closing their connections.
     public var drainTimeout: TimeAmount = .seconds(10)
+    /// A second listener that terminates TLS; `nil` for none. Default `nil`.
+    public var tls: TLSListener?
 
     public init() {}
+}
+
+/// Where TLS is served and with which certificate: TLS 1.2 and 1.3 only, BoringSSL's modern cipher
+/// suites, ALPN `http/1.1`.
+public struct TLSListener: Sendable {
+    public var host: String
+    public var port: Int
+    public var certificateChain: [NIOSSLCertificate]
+    public var privateKey: NIOSSLPrivateKey
+
+    public init(host: String, port: Int, certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey) {
+        self.host = host
+        self.port = port
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
+
+    func makeContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: certificateChain.map { .certificate($0) },
+            privateKey: .privateKey(privateKey)
+        )
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
+    }
 }
 
 /// Limits that keep malformed, oversized and slow clients from hurting the server.

@@ -3,6 +3,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// The HTTP/1.1 server: binds its listeners for the configured execution model, serves each connection
@@ -64,7 +65,7 @@ public final class HTTPServer: Service, Sendable {
     /// Listens until graceful shutdown (or cancellation), then drains.
     private func serve(on group: any EventLoopGroup) async throws {
         let registry = ConnectionRegistry(maxConnections: configuration.limits.maxConnections)
-        let listeners = try await bindListeners(on: group, registry: registry)
+        var listeners = try await bindListeners(on: group, registry: registry)
         for address in Set(listeners.map(\.address)) {
             logger.info(
                 "Listening",
@@ -75,6 +76,17 @@ public final class HTTPServer: Service, Sendable {
                 ]
             )
             await onListening(address)
+        }
+        if let tls = configuration.tls {
+            let listener = try await bind(
+                group: group,
+                host: tls.host,
+                port: tls.port,
+                registry: registry,
+                tls: try tls.makeContext()
+            )
+            logger.info("Listening with TLS", metadata: ["tls_address": "\(listener.address.hostAndPort)"])
+            listeners.append(listener)
         }
         let cancelled = (try? await gracefulShutdown()) == nil
         logger.info("Shutting down: listeners closed, draining connections")
@@ -104,19 +116,27 @@ public final class HTTPServer: Service, Sendable {
     /// Binds one listener, or one per event loop with `SO_REUSEPORT`.
     private func bindListeners(on group: any EventLoopGroup, registry: ConnectionRegistry) async throws -> [Listener] {
         guard configuration.executionModel == .reuseport else {
-            return [try await bind(group: group, port: configuration.port, registry: registry)]
+            return [
+                try await bind(group: group, host: configuration.host, port: configuration.port, registry: registry)
+            ]
         }
         var listeners: [Listener] = []
         var port = configuration.port
         for loop in group.makeIterator() {
-            let listener = try await bind(group: loop, port: port, registry: registry)
+            let listener = try await bind(group: loop, host: configuration.host, port: port, registry: registry)
             port = listener.address.port ?? port
             listeners.append(listener)
         }
         return listeners
     }
 
-    private func bind(group: any EventLoopGroup, port: Int, registry: ConnectionRegistry) async throws -> Listener {
+    private func bind(
+        group: any EventLoopGroup,
+        host: String,
+        port: Int,
+        registry: ConnectionRegistry,
+        tls: NIOSSLContext? = nil
+    ) async throws -> Listener {
         let quiescer = ServerQuiescingHelper(group: group)
         let pipeline = ConnectionPipeline(
             limits: configuration.limits,
@@ -125,7 +145,8 @@ public final class HTTPServer: Service, Sendable {
             metrics: metrics,
             logger: logger,
             accessLogger: accessLogger,
-            webSockets: webSockets
+            webSockets: webSockets,
+            tls: tls
         )
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(configuration.backlog))
@@ -153,7 +174,7 @@ public final class HTTPServer: Service, Sendable {
                 value: SocketOptionValue(queue)
             )
         }
-        let channel = try await bootstrap.bind(host: configuration.host, port: port).get()
+        let channel = try await bootstrap.bind(host: host, port: port).get()
         guard let address = channel.localAddress else {
             throw ChannelError.unknownLocalAddress
         }

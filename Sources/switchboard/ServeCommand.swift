@@ -37,6 +37,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.retentionAge.help)) var retentionAge: String?
     @Option(help: .init(ServeSetting.sseHeartbeat.help)) var sseHeartbeat: String?
     @Option(help: .init(ServeSetting.corsOrigins.help)) var corsOrigins: String?
+    @Option(help: .init(ServeSetting.tlsListen.help)) var tlsListen: String?
+    @Option(help: .init(ServeSetting.tlsCert.help)) var tlsCert: String?
+    @Option(help: .init(ServeSetting.tlsKey.help)) var tlsKey: String?
+    @Flag(help: .init(ServeSetting.tlsSelfSigned.help)) var tlsSelfSigned = false
     @Option(help: .init(ServeSetting.topicRetention.help)) var topicRetention: String?
     @Option(help: .init(ServeSetting.jobQueues.help)) var jobQueues: String?
     @Option(help: .init(ServeSetting.jobLease.help)) var jobLease: String?
@@ -61,6 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
             (.logLevel, logLevel), (.accessLog, accessLog), (.durability, durability),
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
+            (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
+            (.tlsSelfSigned, tlsSelfSigned ? "on" : nil),
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
             (.jobRetention, jobRetention),
             (.idempotencyRetention, idempotencyRetention), (.uploadMaxSize, uploadMaxSize),
