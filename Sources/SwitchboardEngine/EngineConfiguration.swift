@@ -30,7 +30,7 @@ public struct EngineConfiguration: Sendable {
 }
 
 /// Where TLS is served and with which certificate: TLS 1.2 and 1.3 only, BoringSSL's modern cipher
-/// suites, ALPN `http/1.1`.
+/// suites, ALPN `h2` then `http/1.1`.
 public struct TLSListener: Sendable {
     public var host: String
     public var port: Int
@@ -50,7 +50,7 @@ public struct TLSListener: Sendable {
             privateKey: .privateKey(privateKey)
         )
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = ["h2", "http/1.1"]
         return try NIOSSLContext(configuration: configuration)
     }
 }

@@ -42,7 +42,7 @@ def test_self_signed_tls_serves_the_api_and_refuses_old_protocols(start_server, 
     assert "data: over tls" in body
     assert curl_tls(certificate, "--tlsv1.0", "--tls-max", "1.1", f"{base}/healthz")[0] == 0
     assert curl_tls(certificate, "--tlsv1.2", "--tls-max", "1.2", f"{base}/healthz")[0] == 200
-    verbose = subprocess.run(["curl", "-sv", "--cacert", str(certificate), f"{base}/healthz"],
+    verbose = subprocess.run(["curl", "-sv", "--http1.1", "--cacert", str(certificate), f"{base}/healthz"],
                              capture_output=True, text=True).stderr
     assert "TLSv1.3" in verbose and "ALPN: server accepted http/1.1" in verbose
     # Without trusting the certificate, clients refuse it; plain HTTP on the TLS port gets nothing.
@@ -78,3 +78,34 @@ def test_certificate_files_and_their_mistakes(start_server, tmp_path):
     wrong = subprocess.run([str(BINARY), "serve", "--tls-cert", str(key), "--tls-key", str(key)],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "tls-cert" in wrong.stderr
+
+
+def accepted_connections(server):
+    metrics = subprocess.run(["curl", "-s", f"{server.url}/metrics"], capture_output=True, text=True).stdout
+    return int(float(re.search(r"^switchboard_accepted_connections_total (\S+)", metrics, re.M).group(1)))
+
+
+def test_http2_multiplexes_twenty_event_streams_on_one_connection(start_server, tmp_path):
+    data = tmp_path / "data"
+    server = start_server("--data", str(data), "--tls-self-signed", "--tls-listen", "127.0.0.1:0")
+    port = tls_port(server)
+    certificate = data / "tls" / "self-signed-cert.pem"
+    base = f"https://localhost:{port}"
+    verbose = subprocess.run(["curl", "-sv", "--http2", "--cacert", str(certificate), f"{base}/healthz"],
+                             capture_output=True, text=True)
+    assert "ALPN: server accepted h2" in verbose.stderr and "HTTP/2 200" in verbose.stderr
+    before = accepted_connections(server)
+    streams = subprocess.Popen(
+        ["curl", "-s", "-N", "--http2", "--parallel", "--parallel-max", "20", "--max-time", "4",
+         "--cacert", str(certificate)] + [f"{base}/v1/topics/news{n}/events" for n in range(20)],
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    for n in range(20):
+        status, _ = curl_tls(certificate, "--http2", "-X", "POST", "--data-binary", f"story {n}",
+                             f"{base}/v1/topics/news{n}/messages")
+        assert status == 201
+    output, _ = streams.communicate(timeout=15)
+    assert sorted(line for line in output.splitlines() if line.startswith("data: ")) == \
+        sorted(f"data: story {n}" for n in range(20))
+    # One connection for the 20 streams, one per publish, one for this look at the metrics: 22.
+    assert accepted_connections(server) - before == 22
