@@ -16,15 +16,9 @@ workers=${2:-4}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
-swift build -c release --product switchboard >/dev/null
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
-    --log-level warning --job-queues default=64,light=64 &
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-url="http://127.0.0.1:$port"
+source benchmarks/lib.sh
+needs wrk sqlite3
+start_switchboard --job-queues default=64,light=64
 
 submit_script() {
     cat > "$work/submit-$1.lua" <<LUA

@@ -11,13 +11,9 @@ connections=${2:-64}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product switchboard >/dev/null
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
-    --log-level warning &
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+source benchmarks/lib.sh
+needs wrk
+start_switchboard
 
 cat > "$work/publish.lua" <<'LUA'
 wrk.method = "POST"

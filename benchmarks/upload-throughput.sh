@@ -15,10 +15,8 @@ rounds=${2:-3}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
-command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-swift build -c release --product switchboard >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; exit 1; }
+source benchmarks/lib.sh
+needs nginx
 mbps() { awk -v bytes="$1" -v seconds="$2" 'BEGIN { printf "%.0f", bytes / 1048576 / seconds }'; }
 
 head -c "$((size_mib << 20))" /dev/urandom > "$work/file.bin"
@@ -52,12 +50,7 @@ nginx_put() {
     rm -f "$work/dav/file.bin"
 }
 
-port=$(free_port)
-.build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
-    --log-level warning --upload-max-size 100GiB &
-server=$!
-url="http://127.0.0.1:$port"
-wait_for "$url/healthz"
+start_switchboard --upload-max-size 100GiB
 : > "$work/rss"
 ( while kill -0 "$server" 2>/dev/null; do grep VmRSS "/proc/$server/status" | awk '{print $2}' >> "$work/rss"; sleep 0.1; done ) &
 

@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
 
-/// Parsers for the textual forms settings take in flags, environment variables and config files.
-enum SettingValue {
+/// Parsers for the textual forms settings take in flags, environment variables and config files; the
+/// client commands read their sizes and durations with them too.
+public enum SettingValue {
     /// `HOST:PORT`, with IPv6 hosts in brackets (`[::1]:8080`).
     static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
@@ -16,7 +17,7 @@ enum SettingValue {
     }
 
     /// A duration: `250ms`, `10s`, `2m`, or a plain number of seconds.
-    static func duration(_ text: String) -> TimeAmount? {
+    public static func duration(_ text: String) -> TimeAmount? {
         let units: [(suffix: String, nanoseconds: Double)] = [("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let (number, scale) =
@@ -27,7 +28,7 @@ enum SettingValue {
     }
 
     /// A byte size: `512`, `16KiB`, `1MiB`, `1GiB` (also `KB`, `MB`, `GB` as powers of 1000).
-    static func byteSize(_ text: String) -> Int? {
+    public static func byteSize(_ text: String) -> Int? {
         let units: [(suffix: String, bytes: Int)] = [
             ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000),
             ("GB", 1_000_000_000),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Switchboard
 import SwitchboardAPI
 
 /// `switchboard token`: mints a development token from the configured HS256 secret.
@@ -27,7 +28,7 @@ struct TokenCommand: AsyncParsableCommand {
                 "Give the server's --jwt-secret (32 bytes or more) as --secret or SWITCHBOARD_JWT_SECRET"
             )
         }
-        guard let seconds = Self.seconds(ttl), seconds > 0 else {
+        guard let lifetime = SettingValue.duration(ttl), lifetime > .zero else {
             throw ValidationError("--ttl must be a duration such as 1h, 30m or 90s")
         }
         print(
@@ -38,18 +39,10 @@ struct TokenCommand: AsyncParsableCommand {
                 subscribe: subscribe,
                 queues: queue,
                 admin: admin,
-                ttl: .seconds(seconds),
+                ttl: .nanoseconds(lifetime.nanoseconds),
                 issuer: issuer,
                 audience: audience
             )
         )
-    }
-
-    static func seconds(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("h", 3600), ("m", 60), ("s", 1)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            return Int64(text.dropLast()).map { $0 * scale }
-        }
-        return Int64(text)
     }
 }

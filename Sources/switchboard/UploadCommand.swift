@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOCore
+import Switchboard
 import SwitchboardClient
 import Synchronization
 
@@ -25,7 +26,7 @@ struct UploadCommand: SwitchboardClientCommand {
     var metadata: [String] = []
 
     func run() async throws {
-        let chunk = chunkSize.map(Self.byteSize) ?? Int.max
+        let chunk = chunkSize.map { SettingValue.byteSize($0) ?? 0 } ?? Int.max
         guard chunk > 0 else {
             throw ValidationError("--chunk-size must be a size such as 64MiB")
         }
@@ -78,15 +79,6 @@ struct UploadCommand: SwitchboardClientCommand {
         }
         progress.finish()
         return path
-    }
-
-    /// `512`, `64KiB`, `8MiB`, `1GiB`; 0 when unreadable.
-    static func byteSize(_ text: String) -> Int {
-        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            return (Int(text.dropLast(suffix.count)) ?? 0) * scale
-        }
-        return Int(text) ?? 0
     }
 }
 

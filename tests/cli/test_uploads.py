@@ -27,6 +27,18 @@ def download_sha256(server, location):
     return hashlib.sha256(result.stdout).hexdigest()
 
 
+def read_progress_until(upload, done):
+    """Reads the progress lines of a running `switchboard upload` until `done` bytes are reported."""
+    for line in upload.stdout:
+        if line.startswith("uploaded ") and int(line.split()[1]) >= done:
+            return
+
+
+def first_progress(output):
+    """The byte count of the first progress line: where an upload started or resumed."""
+    return int(next(line for line in output.splitlines() if line.startswith("uploaded ")).split()[1])
+
+
 def path_of(url):
     return "/v1/uploads/" + url.rstrip("/").rsplit("/", 1)[1]
 
@@ -80,16 +92,13 @@ def test_killed_cli_upload_resumes_where_the_server_says(start_server, tmp_path)
     environment = {**os.environ, "SWITCHBOARD_URL": server.url, "HOME": str(tmp_path)}
     first = subprocess.Popen([str(BINARY), "upload", str(tmp_path / "video.bin"), "--chunk-size", "1MiB"],
                              stdout=subprocess.PIPE, text=True, env=environment)
-    for line in first.stdout:
-        if line.startswith("uploaded ") and int(line.split()[1]) >= 10 << 20:
-            break
+    read_progress_until(first, 10 << 20)
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = subprocess.run([str(BINARY), "upload", str(tmp_path / "video.bin"), "--chunk-size", "1MiB"],
                             capture_output=True, text=True, env=environment, timeout=120)
     assert second.returncode == 0, second.stderr
-    progress = [line for line in second.stdout.splitlines() if line.startswith("uploaded ")]
-    assert int(progress[0].split()[1]) >= 4 << 20  # resumed, not restarted
+    assert first_progress(second.stdout) >= 4 << 20  # resumed, not restarted
     url = second.stdout.splitlines()[-1]
     assert download_sha256(server, path_of(url)) == digest
     # Once finished it is forgotten: a third run uploads afresh.
@@ -124,9 +133,7 @@ def test_cli_upload_resumes_after_the_server_restarts(start_server, tmp_path):
     environment = {**os.environ, "SWITCHBOARD_URL": server.url, "HOME": str(tmp_path)}
     command = [str(BINARY), "upload", str(tmp_path / "archive.bin"), "--chunk-size", "1MiB"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
-    for line in first.stdout:
-        if line.startswith("uploaded ") and int(line.split()[1]) >= 10 << 20:
-            break
+    read_progress_until(first, 10 << 20)
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
     _, errors = first.communicate(timeout=60)
@@ -134,8 +141,7 @@ def test_cli_upload_resumes_after_the_server_restarts(start_server, tmp_path):
     restarted = start_server("--data", str(data), port=port)
     second = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
     assert second.returncode == 0, second.stderr
-    progress = [line for line in second.stdout.splitlines() if line.startswith("uploaded ")]
-    assert int(progress[0].split()[1]) >= 4 << 20
+    assert first_progress(second.stdout) >= 4 << 20
     assert download_sha256(restarted, path_of(second.stdout.splitlines()[-1])) == digest
 
 

@@ -1,0 +1,29 @@
+# Shared by the benchmark scripts, sourced from the repository's root once `work` (a scratch folder) is set.
+
+# Installs the Debian packages of whichever of the named commands are missing: `needs wrk sqlite3`.
+needs() {
+    local missing=()
+    for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    [ ${#missing[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until URL answers at all.
+wait_for() {
+    for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "no answer from $1" >&2
+    exit 1
+}
+
+# Starts the release server on a free port with its data in $work/data and the given extra settings;
+# sets `port`, `url` and `server` (its pid).
+start_switchboard() {
+    swift build -c release --product switchboard >/dev/null
+    port=$(free_port)
+    .build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
+        --log-level warning "$@" &
+    server=$!
+    url="http://127.0.0.1:$port"
+    wait_for "$url/healthz"
+}
