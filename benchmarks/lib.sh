@@ -9,9 +9,9 @@ needs() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Waits until URL answers at all.
+# Waits until URL answers at all: `wait_for URL [curl options]`.
 wait_for() {
-    for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+    for _ in $(seq 100); do curl -s -o /dev/null "$@" && return 0; sleep 0.1; done
     echo "no answer from $1" >&2
     exit 1
 }

@@ -28,6 +28,12 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case tlsCert = "tls-cert"
     case tlsKey = "tls-key"
     case tlsSelfSigned = "tls-self-signed"
+    case h2c
+    case http2MaxStreams = "http2-max-streams"
+    case http2StreamWindow = "http2-stream-window"
+    case http2ConnectionWindow = "http2-connection-window"
+    case http2HeaderTable = "http2-header-table"
+    case http2MaxResets = "http2-max-resets"
     case jobQueues = "job-queues"
     case jobLease = "job-lease"
     case jobRetention = "job-retention"
@@ -72,6 +78,13 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .tlsKey: "PEM file of the TLS private key."
         case .tlsSelfSigned:
             "on: serve TLS with a development certificate for localhost, kept under DATA/tls (default off)."
+        case .h2c: "HTTP/2 with prior knowledge on the cleartext listener, on or off (default on)."
+        case .http2MaxStreams: "HTTP/2 streams a client may have open at once (default 100)."
+        case .http2StreamWindow: "HTTP/2 flow-control window of each stream, e.g. 64KiB (default 65535)."
+        case .http2ConnectionWindow: "HTTP/2 flow-control window of each connection (default 1MiB)."
+        case .http2HeaderTable: "HPACK dynamic table size the server decodes with (default 4096)."
+        case .http2MaxResets:
+            "Stream resets a client may send in 30 s before its connection is closed (rapid reset) (default 200)."
         case .jobQueues:
             "Queues the built-in workers serve, QUEUE=CONCURRENCY[,…]; other queues are for external workers "
                 + "(default default=4)."

@@ -125,6 +125,7 @@ private struct SettingsReader {
             engine.crossOrigin = CrossOriginPolicy(allowedOrigins: origins)
         }
         engine.tls = try tlsListener(dataDirectory: settings.dataDirectory)
+        engine.http2 = try http2()
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
@@ -268,6 +269,31 @@ private struct SettingsReader {
                 problem: "cannot read \(files.certificate) and \(files.key): \(error)"
             )
         }
+    }
+
+    private func http2() throws -> HTTP2Configuration {
+        var http2 = HTTP2Configuration()
+        http2.cleartext = try read(.h2c, expecting: "on or off", SettingValue.bool) ?? http2.cleartext
+        http2.maxConcurrentStreams =
+            try read(.http2MaxStreams, expecting: "a count from 1 to 10000", count(1...10_000))
+            ?? http2.maxConcurrentStreams
+        // RFC 9113 §6.5.2: windows run up to 2^31-1 bytes.
+        let window = { (text: String) in
+            SettingValue.byteSize(text).flatMap { (65535...Int(Int32.max)).contains($0) ? $0 : nil }
+        }
+        http2.streamWindowSize =
+            try read(.http2StreamWindow, expecting: "a size from 65535 to 2147483647 bytes", window)
+            ?? http2.streamWindowSize
+        http2.connectionWindowSize =
+            try read(.http2ConnectionWindow, expecting: "a size from 65535 to 2147483647 bytes", window)
+            ?? http2.connectionWindowSize
+        http2.headerTableSize =
+            try read(.http2HeaderTable, expecting: "a size from 0 to 64KiB") {
+                SettingValue.byteSize($0).flatMap { (0...65536).contains($0) ? $0 : nil }
+            } ?? http2.headerTableSize
+        http2.maxResets =
+            try read(.http2MaxResets, expecting: "a count of at least 1", count(1...1_000_000)) ?? http2.maxResets
+        return http2
     }
 
     /// The JWT keys and the claims every token must carry; key files are read here.

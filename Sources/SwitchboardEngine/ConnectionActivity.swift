@@ -1,14 +1,18 @@
 import NIOCore
 
 /// Facts about one connection shared by the handlers of its pipeline, all on the channel's event loop:
-/// byte counts and the arrival of the first byte of the request not yet parsed.
+/// byte counts, the TLS handshake and the arrival of the first byte of the request not yet parsed.
 final class ConnectionActivity {
     /// When the socket was accepted.
     let acceptedAt: NIODeadline
+    /// When the TLS handshake completed; `nil` on cleartext connections.
+    var handshakeCompletedAt: NIODeadline?
     private(set) var bytesRead = 0
     private(set) var bytesWritten = 0
     /// When the first byte of the next, not yet parsed, request arrived; `nil` until one does.
     private(set) var nextRequestStartedAt: NIODeadline?
+    /// Whether bytes of a request not yet parsed have arrived.
+    var hasRequestBytes: Bool { nextRequestStartedAt != nil }
     /// Called when the first byte of a new request arrives (the timeout handler listens).
     var onRequestBytes: (() -> Void)?
 

@@ -5,11 +5,14 @@ import NIOHTTP2
 import NIOSSL
 import NIOTLS
 
-/// Builds the handlers of an accepted connection, nearest the socket first: byte counting, TLS with ALPN
-/// (on the TLS listener; `h2` gets HTTP/2, its streams served by the same request handlers), the HTTP codec with the header limit, timeouts, pipelining, JSON parse errors, the
-/// WebSocket upgrade (when an endpoint is configured), journey timing, then the request handler.
+/// Builds the handlers of an accepted connection, nearest the socket first: byte counting; then TLS with
+/// ALPN on the TLS listener, or the prior-knowledge check on the cleartext one; then HTTP/2, whose streams
+/// are each served by the same request handlers, or the HTTP/1.1 codec with the header limit, timeouts,
+/// pipelining, JSON parse errors and the WebSocket upgrade (when an endpoint is configured); last the
+/// journey timing and the request handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
+    let http2: HTTP2Configuration
     let crossOrigin: CrossOriginPolicy
     let responder: any HTTPResponder
     let metrics: EngineMetrics
@@ -27,37 +30,72 @@ struct ConnectionPipeline: Sendable {
         let activity = ConnectionActivity()
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
-        guard let tls else {
-            try configureHTTP1(channel, activity: activity)
-            return
-        }
-        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
-        // ALPN: `h2` gets HTTP/2 with a stream channel per request; anything else HTTP/1.1.
-        try pipeline.addHandler(
-            ApplicationProtocolNegotiationHandler { result in
-                if case .negotiated("h2") = result {
-                    return configureHTTP2(channel, activity: activity)
+        if let tls {
+            try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+            // ALPN: `h2` gets HTTP/2 with a stream channel per request; anything else HTTP/1.1.
+            try pipeline.addHandler(
+                ApplicationProtocolNegotiationHandler { result in
+                    activity.handshakeCompletedAt = .now()
+                    return channel.eventLoop.makeCompletedFuture {
+                        if case .negotiated("h2") = result {
+                            try configureHTTP2(channel, activity: activity)
+                        } else {
+                            try configureHTTP1(channel, activity: activity)
+                        }
+                    }
                 }
-                return channel.eventLoop.makeCompletedFuture { try configureHTTP1(channel, activity: activity) }
-            }
-        )
+            )
+        } else if http2.cleartext {
+            try pipeline.addHandler(
+                PriorKnowledgeDetector(timeout: limits.headerReadTimeout) { version in
+                    switch version {
+                    case .http1: try configureHTTP1(channel, activity: activity)
+                    case .http2: try configureHTTP2(channel, activity: activity)
+                    }
+                }
+            )
+        } else {
+            try configureHTTP1(channel, activity: activity)
+        }
     }
 
-    /// HTTP/2: each stream is translated to HTTP/1 parts and served by the same request handlers.
-    private func configureHTTP2(_ channel: any Channel, activity: ConnectionActivity) -> EventLoopFuture<Void> {
+    /// HTTP/2: each stream is translated to HTTP/1 parts and served by the same request handlers. The
+    /// connection manager closes idle connections and, on graceful shutdown, sends `GOAWAY` and closes
+    /// once the streams in flight have finished.
+    private func configureHTTP2(_ channel: any Channel, activity: ConnectionActivity) throws {
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil)
+        )
+        let configuration = http2.handlerConfiguration(maxHeaderListSize: limits.maxHeaderBytes)
         // Streams live on their connection's event loop, where its activity is kept.
         let connection = NIOLoopBound(activity, eventLoop: channel.eventLoop)
-        return channel.configureHTTP2Pipeline(mode: .server) { stream in
+        let pipeline = channel.pipeline.syncOperations
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: configuration.connection,
+            streamConfiguration: configuration.stream,
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandlers(requestHandlers(activity: connection.value))
+                try stream.pipeline.syncOperations.addHandlers(
+                    requestHandlers(activity: connection.value, isStream: true)
+                )
             }
-        }.map { _ in }
+        }
+        try pipeline.addHandler(manager)
     }
 
-    private func requestHandlers(activity: ConnectionActivity) -> [any RemovableChannelHandler] {
+    /// - Parameter isStream: the handlers serve one HTTP/2 stream rather than a whole connection.
+    private func requestHandlers(activity: ConnectionActivity, isStream: Bool) -> [any RemovableChannelHandler] {
         [
-            RequestJourneyHandler(activity: activity, metrics: metrics, accessLogger: accessLogger),
+            RequestJourneyHandler(
+                activity: activity,
+                metrics: metrics,
+                accessLogger: accessLogger,
+                isStream: isStream
+            ),
             HTTPRequestHandler(responder: responder, crossOrigin: crossOrigin, logger: logger),
         ]
     }
@@ -81,7 +119,7 @@ struct ConnectionPipeline: Sendable {
             HTTPServerPipelineHandler(),
             ProtocolErrorHandler(refusals: refusals),
         ]
-        let requestHandlers = requestHandlers(activity: activity)
+        let requestHandlers = requestHandlers(activity: activity, isStream: false)
         try pipeline.addHandler(encoder)
         try pipeline.addHandlers(httpHandlers)
         if !webSockets.isEmpty {

@@ -30,7 +30,10 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
             let (handler, context) = loopBound.value
             handler.arm(handler.state.requestBytesArrived(), context: context)
         }
-        if context.channel.isActive {
+        // Added after the first bytes arrived (behind the prior-knowledge check): a head has begun.
+        if activity.hasRequestBytes {
+            arm(state.requestBytesArrived(), context: context)
+        } else if context.channel.isActive {
             arm(state.timer, context: context)
         }
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP2
 import NIOSSL
 
 /// Everything the engine needs to listen and to protect itself; every field has a documented default.
@@ -25,6 +26,8 @@ public struct EngineConfiguration: Sendable {
     public var drainTimeout: TimeAmount = .seconds(10)
     /// A second listener that terminates TLS; `nil` for none. Default `nil`.
     public var tls: TLSListener?
+    /// HTTP/2 on the TLS listener (ALPN `h2`) and, with prior knowledge, on the cleartext one.
+    public var http2 = HTTP2Configuration()
 
     public init() {}
 }
@@ -69,4 +72,43 @@ public struct HTTPLimits: Sendable {
     public var maxConnections: Int = 10_000
 
     public init() {}
+}
+
+/// HTTP/2's settings and the limits that protect the server from abusive peers.
+public struct HTTP2Configuration: Sendable {
+    /// Accept HTTP/2 with prior knowledge (h2c) on the cleartext listener. Default `true`.
+    public var cleartext = true
+    /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`); more are refused
+    /// with `REFUSED_STREAM`. Default 100.
+    public var maxConcurrentStreams = 100
+    /// Bytes a client may send on one stream before the server opens its window further
+    /// (`SETTINGS_INITIAL_WINDOW_SIZE`). Default 65535, the protocol's default.
+    public var streamWindowSize = 65535
+    /// Bytes a client may send on the whole connection before a `WINDOW_UPDATE`. Default 1 MiB.
+    public var connectionWindowSize = 1024 * 1024
+    /// Size of the HPACK dynamic table the server keeps for decoding (`SETTINGS_HEADER_TABLE_SIZE`).
+    /// Default 4096, the protocol's default.
+    public var headerTableSize = 4096
+    /// `RST_STREAM` frames a client may send within `resetWindow` before the connection is closed with
+    /// `ENHANCE_YOUR_CALM` (the rapid reset attack, CVE-2023-44487). Default 200 per 30 s.
+    public var maxResets = 200
+    public var resetWindow: TimeAmount = .seconds(30)
+
+    public init() {}
+
+    /// The handler's configuration; `maxHeaderListSize` is the same head limit HTTP/1.1 has.
+    func handlerConfiguration(maxHeaderListSize: Int) -> NIOHTTP2Handler.Configuration {
+        var configuration = NIOHTTP2Handler.Configuration()
+        configuration.connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowSize),
+            HTTP2Setting(parameter: .headerTableSize, value: headerTableSize),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListSize),
+        ]
+        configuration.connection.targetWindowSize = connectionWindowSize
+        configuration.stream.targetWindowSize = streamWindowSize
+        configuration.stream.streamResetFrameRateLimit.maximumCount = maxResets
+        configuration.stream.streamResetFrameRateLimit.windowLength = resetWindow
+        return configuration
+    }
 }

@@ -6,7 +6,7 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// The HTTP/1.1 server: binds its listeners for the configured execution model, serves each connection
+/// The HTTP server (HTTP/1.1, and HTTP/2 over TLS or with prior knowledge): binds its listeners for the configured execution model, serves each connection
 /// in its own task, and on graceful shutdown closes the listeners at once, lets requests in flight
 /// finish within the drain timeout, then closes what is left.
 public final class HTTPServer: Service, Sendable {
@@ -140,6 +140,7 @@ public final class HTTPServer: Service, Sendable {
         let quiescer = ServerQuiescingHelper(group: group)
         let pipeline = ConnectionPipeline(
             limits: configuration.limits,
+            http2: configuration.http2,
             crossOrigin: configuration.crossOrigin,
             responder: responder,
             metrics: metrics,

@@ -2,7 +2,8 @@ import NIOCore
 import NIOHTTP1
 
 /// Answers requests the HTTP parser refuses with a JSON error and `Connection: close`; the decoder
-/// closes the connection right after. Oversized heads get 431, every other parse failure 400.
+/// closes the connection right after. Oversized heads get 431, every other parse failure 400. A head left
+/// incomplete by a connection that is closing (the peer went, or shutdown closed it) gets no answer.
 final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -18,7 +19,7 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError, !responseInProgress {
+        if let parserError = error as? HTTPParserError, !responseInProgress, context.channel.isActive {
             refusals.refuse(HTTPError(parserError), context: context)
         }
         context.fireErrorCaught(error)

@@ -2,7 +2,9 @@ import NIOCore
 
 /// The stages of one request's journey (the seed's "Request Journey"), each timed separately.
 public enum JourneyStage: String, Sendable, CaseIterable {
-    /// Accept (or the end of the previous response) to the request's first byte.
+    /// Accept to the completed TLS handshake (a TLS connection's first request only).
+    case handshake
+    /// Accept, or the handshake, to the request's first byte.
     case read
     /// First byte to the complete head.
     case parse
@@ -17,6 +19,7 @@ public enum JourneyStage: String, Sendable, CaseIterable {
 /// Timestamps of one request, taken as it travels through the pipeline.
 struct RequestJourney {
     var started: NIODeadline
+    var handshakeCompleted: NIODeadline?
     var firstByte: NIODeadline
     var headParsed: NIODeadline
     var bodyRead: NIODeadline?
@@ -25,10 +28,12 @@ struct RequestJourney {
 
     /// Seconds spent in each stage that has both of its ends.
     var stageDurations: [(JourneyStage, TimeAmount)] {
-        var stages: [(JourneyStage, TimeAmount)] = [
-            (.read, firstByte - started),
-            (.parse, headParsed - firstByte),
-        ]
+        var stages: [(JourneyStage, TimeAmount)] = []
+        if let handshakeCompleted {
+            stages.append((.handshake, handshakeCompleted - started))
+        }
+        stages.append((.read, firstByte - (handshakeCompleted ?? started)))
+        stages.append((.parse, headParsed - firstByte))
         guard let bodyRead else { return stages }
         stages.append((.decode, bodyRead - headParsed))
         guard let responseStarted else { return stages }

@@ -4,7 +4,8 @@ import NIOCore
 import NIOHTTP1
 
 /// Times each request through its journey and, once the last response byte is flushed, records the
-/// stage histograms and writes one access-log line.
+/// stage histograms and writes one access-log line. On an HTTP/2 stream the journey begins with the
+/// stream's head, and the bytes logged are the stream's bodies (the connection's are shared by all).
 final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -14,6 +15,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let activity: ConnectionActivity
     private let metrics: EngineMetrics
     private let accessLogger: Logger?
+    private let isStream: Bool
 
     private var journey: RequestJourney?
     private var request: HTTPRequestHead?
@@ -22,29 +24,26 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var bytesReadBefore = 0
     private var bytesWrittenBefore = 0
     private var isFirstRequest = true
+    /// Body bytes of the stream both ways, counted on HTTP/2 streams only.
+    private var streamBytesIn = 0
+    private var streamBytesOut = 0
 
-    init(activity: ConnectionActivity, metrics: EngineMetrics, accessLogger: Logger?) {
+    init(activity: ConnectionActivity, metrics: EngineMetrics, accessLogger: Logger?, isStream: Bool) {
         self.activity = activity
         self.metrics = metrics
         self.accessLogger = accessLogger
+        self.isStream = isStream
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = NIODeadline.now()
         switch unwrapInboundIn(data) {
         case .head(let head):
-            let firstByte = activity.takeRequestStart() ?? now
-            // Only a connection's first request has a meaningful read stage: later ones would count
-            // the client's own pause between requests.
-            journey = RequestJourney(
-                started: isFirstRequest ? activity.acceptedAt : firstByte,
-                firstByte: firstByte,
-                headParsed: now
-            )
+            journey = isStream ? RequestJourney(started: now, firstByte: now, headParsed: now) : connectionJourney(now)
             isFirstRequest = false
             request = head
-        case .body:
-            break
+        case .body(let body):
+            streamBytesIn += isStream ? body.readableBytes : 0
         case .end:
             journey?.bodyRead = now
         }
@@ -62,6 +61,9 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             status = head.status
             bytesWrittenBefore = activity.bytesWritten
             context.write(data, promise: promise)
+        case .body(let body):
+            streamBytesOut += isStream ? body.readableBytes : 0
+            context.write(data, promise: promise)
         case .end:
             let promise = promise ?? context.eventLoop.makePromise()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -72,12 +74,30 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    /// Only a connection's first request has meaningful handshake and read stages: later ones would
+    /// count the client's own pause between requests. The first bytes of a TLS connection are its
+    /// handshake, so its request begins no earlier than the handshake's end.
+    private func connectionJourney(_ now: NIODeadline) -> RequestJourney {
+        var firstByte = activity.takeRequestStart() ?? now
+        guard isFirstRequest else {
+            return RequestJourney(started: firstByte, firstByte: firstByte, headParsed: now)
+        }
+        let handshake = activity.handshakeCompletedAt
+        firstByte = max(firstByte, handshake ?? firstByte)
+        return RequestJourney(
+            started: activity.acceptedAt,
+            handshakeCompleted: handshake,
+            firstByte: firstByte,
+            headParsed: now
+        )
+    }
+
     private func responseFlushed() {
         guard var journey, let request else { return }
         journey.responseFlushed = .now()
         metrics.record(journey, status: status)
-        let bytesIn = activity.bytesRead - bytesReadBefore
-        let bytesOut = activity.bytesWritten - bytesWrittenBefore
+        let bytesIn = isStream ? streamBytesIn : activity.bytesRead - bytesReadBefore
+        let bytesOut = isStream ? streamBytesOut : activity.bytesWritten - bytesWrittenBefore
         bytesReadBefore = activity.bytesRead
         self.journey = nil
         self.request = nil

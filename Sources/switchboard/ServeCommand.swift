@@ -41,6 +41,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.tlsCert.help)) var tlsCert: String?
     @Option(help: .init(ServeSetting.tlsKey.help)) var tlsKey: String?
     @Flag(help: .init(ServeSetting.tlsSelfSigned.help)) var tlsSelfSigned = false
+    @Option(help: .init(ServeSetting.h2c.help)) var h2c: String?
+    @Option(name: .customLong("http2-max-streams"), help: .init(ServeSetting.http2MaxStreams.help))
+    var http2MaxStreams: String?
+    @Option(name: .customLong("http2-stream-window"), help: .init(ServeSetting.http2StreamWindow.help))
+    var http2StreamWindow: String?
+    @Option(name: .customLong("http2-connection-window"), help: .init(ServeSetting.http2ConnectionWindow.help))
+    var http2ConnectionWindow: String?
+    @Option(name: .customLong("http2-header-table"), help: .init(ServeSetting.http2HeaderTable.help))
+    var http2HeaderTable: String?
+    @Option(name: .customLong("http2-max-resets"), help: .init(ServeSetting.http2MaxResets.help))
+    var http2MaxResets: String?
     @Option(help: .init(ServeSetting.topicRetention.help)) var topicRetention: String?
     @Option(help: .init(ServeSetting.jobQueues.help)) var jobQueues: String?
     @Option(help: .init(ServeSetting.jobLease.help)) var jobLease: String?
@@ -66,7 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
-            (.tlsSelfSigned, tlsSelfSigned ? "on" : nil),
+            (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.http2MaxStreams, http2MaxStreams),
+            (.http2StreamWindow, http2StreamWindow), (.http2ConnectionWindow, http2ConnectionWindow),
+            (.http2HeaderTable, http2HeaderTable), (.http2MaxResets, http2MaxResets),
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),
             (.jobRetention, jobRetention),
             (.idempotencyRetention, idempotencyRetention), (.uploadMaxSize, uploadMaxSize),

@@ -31,4 +31,14 @@ import Testing
         }
         #expect(ContinuousClock.now - started < .seconds(5))
     }
+
+    @Test func aHalfSentHeadIsClosedWithoutAnAnswer() async throws {
+        try await TestServer.run(configure: { $0.drainTimeout = .milliseconds(300) }) { port, control in
+            let slow = try await RawConnection.connect(port: port)
+            try await slow.send("GET /hello HTTP/1.1\r\nHost: x\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            await control.shutdown()
+            #expect(try await slow.waitForClose(timeout: .seconds(5)))
+        }
+    }
 }

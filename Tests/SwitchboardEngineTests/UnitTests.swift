@@ -88,6 +88,7 @@ import Testing
 @Suite struct ProtocolErrorHandlerTests {
     @Test func parserErrorBecomesJSON400OnEmbeddedChannel() throws {
         let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
         try channel.pipeline.syncOperations.addHandler(
@@ -126,5 +127,46 @@ import Testing
             return try await group.reduce(into: [Int]()) { $0.append($1) }
         }
         #expect(results.sorted() == [1, 3, 6, 10, 15, 21, 28, 36])
+    }
+}
+
+@Suite struct PriorKnowledgeTests {
+    private func version(_ text: String) -> PriorKnowledgeDetector.Version? {
+        PriorKnowledgeDetector.version(of: ByteBuffer(string: text))
+    }
+
+    @Test func thePrefaceIsHTTP2AndItsPrefixesWait() {
+        #expect(version("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == .http2)
+        #expect(version("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\u{12}\u{4}") == .http2)
+        #expect(version("PRI * HTTP/2") == nil)
+        #expect(version("") == nil)
+    }
+
+    @Test func anythingElseIsHTTP1AtTheFirstByteThatDiffers() {
+        #expect(version("G") == .http1)
+        #expect(version("POST / HTTP/1.1\r\n") == .http1)
+        #expect(version("PRI * HTTP/1.1\r\n") == .http1)
+    }
+}
+
+@Suite struct RequestJourneyTests {
+    @Test func aTLSConnectionsFirstRequestHasAHandshakeStage() {
+        let accepted = NIODeadline.uptimeNanoseconds(1_000)
+        let journey = RequestJourney(
+            started: accepted,
+            handshakeCompleted: accepted + .microseconds(300),
+            firstByte: accepted + .microseconds(400),
+            headParsed: accepted + .microseconds(450)
+        )
+        let stages = Dictionary(uniqueKeysWithValues: journey.stageDurations)
+        #expect(stages[.handshake] == .microseconds(300))
+        #expect(stages[.read] == .microseconds(100))
+        #expect(stages[.parse] == .microseconds(50))
+    }
+
+    @Test func aCleartextRequestHasNone() {
+        let accepted = NIODeadline.uptimeNanoseconds(1_000)
+        let journey = RequestJourney(started: accepted, firstByte: accepted + .microseconds(5), headParsed: accepted)
+        #expect(!journey.stageDurations.contains { $0.0 == .handshake })
     }
 }

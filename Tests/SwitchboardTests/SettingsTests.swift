@@ -38,6 +38,36 @@ import Testing
         #expect(settings.engine.executionModel == .reuseport)
     }
 
+    @Test func http2SettingsAndTheirMistakes() async throws {
+        let file = try temporaryFile(
+            named: "http2.yaml",
+            contents: """
+                h2c: off
+                http2-max-streams: 250
+                http2-stream-window: 1MiB
+                http2-header-table: 8KiB
+                """
+        )
+        let settings = try await ServeSettings.resolve(
+            commandLine: [.http2MaxResets: "30"],
+            configFile: file,
+            environment: ["SWITCHBOARD_HTTP2_CONNECTION_WINDOW": "4MiB"]
+        )
+        let http2 = settings.engine.http2
+        #expect(!http2.cleartext)
+        #expect(http2.maxConcurrentStreams == 250)
+        #expect(http2.streamWindowSize == 1 << 20)
+        #expect(http2.connectionWindowSize == 4 << 20)
+        #expect(http2.headerTableSize == 8192)
+        #expect(http2.maxResets == 30)
+        await #expect(throws: SettingsError.self) {
+            try await ServeSettings.resolve(commandLine: [.http2StreamWindow: "1KiB"], environment: [:])
+        }
+        await #expect(throws: SettingsError.self) {
+            try await ServeSettings.resolve(commandLine: [.http2MaxStreams: "0"], environment: [:])
+        }
+    }
+
     @Test func configFileCanComeFromTheEnvironment() async throws {
         let file = try temporaryFile(named: "env.yaml", contents: "data: /tmp/from-file\n")
         let settings = try await ServeSettings.resolve(environment: ["SWITCHBOARD_CONFIG": file])

@@ -80,3 +80,31 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def tls_port(server):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        match = re.search(r"tls_address=\S+:(\d+) .*Listening with TLS", server.output())
+        if match:
+            return int(match.group(1))
+        time.sleep(0.05)
+    raise TimeoutError(server.output())
+
+
+def curl_tls(certificate, *args):
+    result = subprocess.run(["curl", "-s", "--max-time", "10", "--cacert", str(certificate), "-w", "\n%{http_code}",
+                             *args], capture_output=True, text=True)
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status or 0), body
+
+
+def metric(server, name):
+    """The value of an unlabelled metric of the server (this look is a connection of its own)."""
+    metrics = curl(f"{server.url}/metrics")[1]
+    return float(re.search(rf"^{name} (\S+)", metrics, re.M).group(1))
+
+
+def accepted_connections(server):
+    """The server's count of connections accepted so far (this look adds one)."""
+    return int(metric(server, "switchboard_accepted_connections_total"))

@@ -78,7 +78,9 @@ def test_help_documents_every_setting():
     for flag in ("--listen", "--data", "--config", "--execution-model", "--event-loops", "--backlog",
                  "--tcp-nodelay", "--tcp-fast-open", "--max-header-bytes", "--max-body-bytes",
                  "--header-read-timeout", "--idle-timeout", "--max-connections", "--drain-timeout",
-                 "--worker-threads", "--log-level", "--access-log"):
+                 "--worker-threads", "--log-level", "--access-log", "--h2c", "--http2-max-streams",
+                 "--http2-stream-window", "--http2-connection-window", "--http2-header-table",
+                 "--http2-max-resets"):
         assert flag in result.stdout
 
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# TLS and HTTP/2: Switchboard against NGINX on the same development certificate, in one run.
+#   handshakes  wrk over https with `Connection: close`: a new TLS connection (full handshake) per request;
+#   h2          h2load -c 10 -m 100: ten HTTP/2 connections, a hundred streams in flight on each.
+# Both answer GET /healthz with the same 15-byte JSON. Prints each figure and the ratio to NGINX.
+#
+# Usage: benchmarks/tls-http2.sh [seconds=10]
+# Needs: nginx, wrk, h2load (installed with apt-get when missing and run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+source benchmarks/lib.sh
+command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null; }
+
+# Switchboard makes the certificate; NGINX serves the same one.
+tls_port=$(free_port)
+start_switchboard --tls-self-signed --tls-listen "127.0.0.1:$tls_port" --event-loops 2
+certificate="$work/data/tls/self-signed-cert.pem"
+key="$work/data/tls/self-signed-key.pem"
+
+nginx_port=$(free_port)
+cat > "$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work;
+    server {
+        listen 127.0.0.1:$nginx_port ssl http2;
+        ssl_certificate $certificate;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        http2_max_concurrent_streams 100;
+        location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
+}
+CONF
+nginx -c "$work/nginx.conf"
+wait_for "https://127.0.0.1:$nginx_port/healthz" -k
+
+# wrk → connections (= requests) per second.
+handshakes() {
+    wrk -t2 -c16 -d"${seconds}s" -H 'Connection: close' "$1" | awk '/^Requests\/sec/ { printf "%.0f\n", $2 }'
+}
+# h2load → "req/s p99-ms" over `seconds`.
+streams() {
+    h2load -c 10 -m 100 -t 2 -D "$seconds" --warm-up-time 1 "$1" | awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /^finished in/ { rps = $4 + 0 } /^time for request:/ { max = ms($3); mean = ms($4) }
+        /succeeded,/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed,/) failed = $i }
+        END { printf "%.0f %.3f %.3f %s\n", rps, mean, max, failed }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+nginx_hs=$(handshakes "https://127.0.0.1:$nginx_port/healthz")
+sb_hs=$(handshakes "https://127.0.0.1:$tls_port/healthz")
+read -r nginx_rps nginx_mean nginx_max nginx_failed < <(streams "https://127.0.0.1:$nginx_port/healthz")
+read -r sb_rps sb_mean sb_max sb_failed < <(streams "https://127.0.0.1:$tls_port/healthz")
+
+printf "%-44s %12s %12s %8s\n" "measure (${seconds}s each)" "nginx" "switchboard" "ratio"
+printf "%-44s %12s %12s %8s\n" "TLS handshakes/s (new connection per request)" "$nginx_hs" "$sb_hs" "$(ratio "$sb_hs" "$nginx_hs")"
+printf "%-44s %12s %12s %8s\n" "HTTP/2 req/s (h2load -c 10 -m 100)" "$nginx_rps" "$sb_rps" "$(ratio "$sb_rps" "$nginx_rps")"
+printf "%-44s %12s %12s\n" "HTTP/2 mean / max request time ms" "$nginx_mean/$nginx_max" "$sb_mean/$sb_max"
+printf "%-44s %12s %12s\n" "HTTP/2 failed requests" "$nginx_failed" "$sb_failed"
