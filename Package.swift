@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
@@ -129,6 +130,24 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        /// The edge: reverse proxy and L7 load balancer, L4 load balancer, forward proxy and tunnels.
+        .target(
+            name: "SwitchboardEdge",
+            dependencies: [
+                "SwitchboardEngine",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         /// A Swift client for the HTTP API, used by the CLI and the tests.
         .target(
             name: "SwitchboardClient",
@@ -144,9 +163,13 @@ let package = Package(
             name: "switchboard",
             dependencies: [
                 "Switchboard",
+                "SwitchboardEdge",
+                "SwitchboardEngine",
                 "SwitchboardAPI",
                 "SwitchboardClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -172,10 +195,19 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SwitchboardEdgeTests",
+            dependencies: [
+                "SwitchboardEdge", "SwitchboardEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",
                 "SwitchboardClient",
+                "SwitchboardEngine",
                 "SwitchboardStore",
             ]
         ),

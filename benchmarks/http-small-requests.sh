@@ -13,13 +13,11 @@ threads=2
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
-for tool in nginx wrk; do
-    command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light wrk >/dev/null; }
-done
+source benchmarks/lib.sh
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+needs wrk
 swift build -c release --product switchboard >/dev/null
 binary=.build/release/switchboard
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # wrk → "req/s p50 p99" (latencies in ms).
 measure() {
@@ -29,24 +27,11 @@ measure() {
         END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
-wait_for() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
 nginx_port=$(free_port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work;
-    server {
+start_nginx <<BLOCK
         listen 127.0.0.1:$nginx_port reuseport;
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
+BLOCK
 wait_for "http://127.0.0.1:$nginx_port/healthz"
 read -r nginx_rps nginx_p50 nginx_p99 < <(measure "http://127.0.0.1:$nginx_port/healthz")
 kill "$(cat "$work/nginx.pid")"; sleep 0.5

@@ -27,3 +27,25 @@ start_switchboard() {
     url="http://127.0.0.1:$port"
     wait_for "$url/healthz"
 }
+
+# Starts NGINX (2 workers, access log off) with one server block read from standard input, `listen`
+# included; its pid file is $work/nginx.pid.
+start_nginx() {
+    local server_block
+    server_block=$(cat)
+    cat > "$work/nginx.conf" <<CONF
+user root;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx-body;
+    server {
+$server_block
+    }
+}
+CONF
+    nginx -c "$work/nginx.conf"
+}

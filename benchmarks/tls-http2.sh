@@ -22,25 +22,14 @@ certificate="$work/data/tls/self-signed-cert.pem"
 key="$work/data/tls/self-signed-key.pem"
 
 nginx_port=$(free_port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work;
-    server {
+start_nginx <<BLOCK
         listen 127.0.0.1:$nginx_port ssl http2;
         ssl_certificate $certificate;
         ssl_certificate_key $key;
         ssl_protocols TLSv1.2 TLSv1.3;
         http2_max_concurrent_streams 100;
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
+BLOCK
 wait_for "https://127.0.0.1:$nginx_port/healthz" -k
 
 # wrk → connections (= requests) per second.

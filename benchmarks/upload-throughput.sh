@@ -24,23 +24,11 @@ bytes=$(stat -c %s "$work/file.bin")
 
 nginx_port=$(free_port)
 mkdir -p "$work/dav"
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/dav-tmp;
-    server {
+start_nginx <<BLOCK
         listen 127.0.0.1:$nginx_port;
         client_max_body_size 0;
         location / { root $work/dav; dav_methods PUT; create_full_put_path on; }
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
+BLOCK
 wait_for "http://127.0.0.1:$nginx_port/"
 # Each upload starts with no dirty pages left by the one before, so none pays for another's writeback.
 nginx_put() {

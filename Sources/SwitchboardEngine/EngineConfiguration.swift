@@ -26,6 +26,8 @@ public struct EngineConfiguration: Sendable {
     public var drainTimeout: TimeAmount = .seconds(10)
     /// A second listener that terminates TLS; `nil` for none. Default `nil`.
     public var tls: TLSListener?
+    /// Whether the cleartext listener on `host`:`port` is bound; `false` serves TLS only. Default `true`.
+    public var servesCleartext = true
     /// HTTP/2 on the TLS listener (ALPN `h2`) and, with prior knowledge, on the cleartext one.
     public var http2 = HTTP2Configuration()
 

@@ -65,7 +65,7 @@ public final class HTTPServer: Service, Sendable {
     /// Listens until graceful shutdown (or cancellation), then drains.
     private func serve(on group: any EventLoopGroup) async throws {
         let registry = ConnectionRegistry(maxConnections: configuration.limits.maxConnections)
-        var listeners = try await bindListeners(on: group, registry: registry)
+        var listeners = configuration.servesCleartext ? try await bindListeners(on: group, registry: registry) : []
         for address in Set(listeners.map(\.address)) {
             logger.info(
                 "Listening",
@@ -86,6 +86,9 @@ public final class HTTPServer: Service, Sendable {
                 tls: try tls.makeContext()
             )
             logger.info("Listening with TLS", metadata: ["tls_address": "\(listener.address.hostAndPort)"])
+            if !configuration.servesCleartext {
+                await onListening(listener.address)
+            }
             listeners.append(listener)
         }
         let cancelled = (try? await gracefulShutdown()) == nil
@@ -96,7 +99,7 @@ public final class HTTPServer: Service, Sendable {
     /// Closes the listeners at once, lets open connections finish the request they are serving, and
     /// closes whatever is still open when `timeout` passes.
     private func drain(_ listeners: [Listener], registry: ConnectionRegistry, timeout: TimeAmount) async {
-        let loop = listeners[0].channel.eventLoop
+        guard let loop = listeners.first?.channel.eventLoop else { return }
         let drained = listeners.map { listener in
             let promise = listener.channel.eventLoop.makePromise(of: Void.self)
             listener.quiescer.initiateShutdown(promise: promise)

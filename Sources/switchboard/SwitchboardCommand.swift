@@ -8,7 +8,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         abstract: "One server for every way a backend talks.",
         subcommands: [
             ServeCommand.self, PublishCommand.self, SubscribeCommand.self, JobCommand.self, WorkerCommand.self,
-            UploadCommand.self, TokenCommand.self, BenchCommand.self,
+            UploadCommand.self, TokenCommand.self, BenchCommand.self, EdgeCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Switchboard
 import SwitchboardAPI
+import SwitchboardEngine
 
 /// `switchboard token`: mints a development token from the configured HS256 secret.
 struct TokenCommand: AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Switchboard
 import SwitchboardClient
+import SwitchboardEngine
 import Synchronization
 
 /// `switchboard upload FILE`: a resumable upload (tus) with a progress bar.

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardEngine
 import SwitchboardStore
 import Testing
 

@@ -2,10 +2,10 @@ import Foundation
 import NIOCore
 
 /// Parsers for the textual forms settings take in flags, environment variables and config files; the
-/// client commands read their sizes and durations with them too.
+/// client commands and the edge configuration read their sizes and durations with them too.
 public enum SettingValue {
     /// `HOST:PORT`, with IPv6 hosts in brackets (`[::1]:8080`).
-    static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
             (0...65535).contains(port)
         else { return nil }
@@ -43,7 +43,7 @@ public enum SettingValue {
     }
 
     /// `true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`.
-    static func bool(_ text: String) -> Bool? {
+    public static func bool(_ text: String) -> Bool? {
         switch text.lowercased() {
         case "true", "on", "yes", "1": true
         case "false", "off", "no", "0": false

@@ -1,0 +1,81 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A `tcp` listener's connections: each goes to an upstream of the cluster (tried in the balancer's
+/// order until one connects), optionally after a PROXY protocol header, and then the bytes are pumped
+/// both ways by a pair of glue handlers.
+struct TCPProxy: Sendable {
+    let listener: String
+    let cluster: UpstreamCluster
+    let proxyProtocol: ProxyProtocolHeader.Version?
+    let metrics: EdgeMetrics
+    let logger: Logger
+
+    func initialize(_ inbound: any Channel) -> EventLoopFuture<Void> {
+        metrics.accepted(listener: listener).increment()
+        let active = metrics.active(listener: listener)
+        active.increment()
+        inbound.closeFuture.whenComplete { _ in active.decrement() }
+        // Nothing is read from the client until its upstream is connected.
+        return inbound.setOption(.autoRead, value: false).map {
+            connect(inbound, tried: [])
+        }
+    }
+
+    private func connect(_ inbound: any Channel, tried: [UpstreamTarget]) {
+        let key = inbound.remoteAddress?.ipAddress
+        guard let upstream = cluster.pick(key: key, excluding: tried) else {
+            logger.warning(
+                "No upstream for connection",
+                metadata: ["listener": "\(listener)", "cluster": "\(cluster.name)"]
+            )
+            inbound.close(promise: nil)
+            return
+        }
+        cluster.metrics.requests(upstream.address).increment()
+        ClientBootstrap(group: inbound.eventLoop)
+            .connectTimeout(cluster.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(host: upstream.host, port: upstream.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let outbound):
+                    glue(inbound, to: outbound, upstream: upstream)
+                case .failure:
+                    cluster.recordFailure(upstream)
+                    connect(inbound, tried: tried + [upstream])
+                }
+            }
+    }
+
+    private func glue(_ inbound: any Channel, to outbound: any Channel, upstream: UpstreamTarget) {
+        upstream.begin()
+        let active = cluster.metrics.active(upstream.address)
+        active.increment()
+        outbound.closeFuture.whenComplete { _ in
+            upstream.end()
+            active.decrement()
+        }
+        upstream.recordSuccess()
+        let (client, server) = GlueHandler.matchedPair()
+        do {
+            try inbound.pipeline.syncOperations.addHandler(client)
+            try outbound.pipeline.syncOperations.addHandler(server)
+        } catch {
+            inbound.close(promise: nil)
+            outbound.close(promise: nil)
+            return
+        }
+        if let proxyProtocol {
+            let header = ProxyProtocolHeader.make(
+                proxyProtocol,
+                source: inbound.remoteAddress,
+                destination: inbound.localAddress
+            )
+            outbound.writeAndFlush(header, promise: nil)
+        }
+        inbound.setOption(.autoRead, value: true).whenSuccess { inbound.read() }
+    }
+}
