@@ -123,29 +123,27 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
-    /// `200 Connection Established`, then the HTTP handlers leave and the bytes are glued.
+    /// `200 Connection Established`, then the HTTP handlers leave and the bytes are glued. The answer is
+    /// written as bytes: a 2xx to CONNECT carries no framing headers (RFC 9110 §9.3.6), which the
+    /// response encoder would add.
     private func openTunnel(to origin: any Channel, context: ChannelHandlerContext) {
         state = .tunnelling
-        let head = HTTPResponseHead(
-            version: .http1_1,
-            status: .init(statusCode: 200, reasonPhrase: "Connection Established")
-        )
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            let pipeline = context.pipeline.syncOperations
-            let (client, server) = GlueHandler.matchedPair()
-            do {
-                try origin.pipeline.syncOperations.addHandler(server)
-                try pipeline.addHandler(client, position: .after(self.decoder))
-                pipeline.removeHandler(self.encoder, promise: nil)
-                // The decoder hands on bytes that came after the head when it leaves.
-                pipeline.removeHandler(self.decoder, promise: nil)
-                pipeline.removeHandler(context: context, promise: nil)
-            } catch {
-                context.close(promise: nil)
-                origin.close(promise: nil)
-            }
+        let pipeline = context.pipeline.syncOperations
+        let (client, server) = GlueHandler.matchedPair()
+        do {
+            // The encoder's removal completes at once: it keeps no state to flush.
+            pipeline.removeHandler(encoder, promise: nil)
+            try origin.pipeline.syncOperations.addHandler(server)
+            try pipeline.addHandler(client, position: .after(decoder))
+        } catch {
+            context.close(promise: nil)
+            origin.close(promise: nil)
+            return
         }
+        context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
+        // The decoder hands on the bytes that came after the head as it leaves.
+        pipeline.removeHandler(decoder, promise: nil)
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     /// The request in origin form to the origin, whose raw response is relayed to the client.

@@ -3,7 +3,9 @@ import NIOCore
 /// Joins two channels so that the bytes read on one are written to the other. Backpressure both ways:
 /// a side is read only while its partner is writable, so a slow reader slows its writer instead of
 /// filling memory. A half-close (EOF) is passed on as a half-close; the pair closes when both
-/// directions have ended or either side fails.
+/// directions have ended or either side fails. One half may join its channel before the other exists
+/// (a client accepted while its upstream is still connecting): it does not read meanwhile, and what the
+/// kernel hands it anyway (data with an early EOF) waits for the partner.
 final class GlueHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -14,6 +16,9 @@ final class GlueHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var readEnded = false
     private var partnerEnded = false
+    /// Writes and a half-close that arrived for this half before it joined its channel.
+    private var waitingWrites: [NIOAny] = []
+    private var halfCloseWaiting = false
 
     private init() {}
 
@@ -28,6 +33,17 @@ final class GlueHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        guard partner?.context != nil else { return }
+        for data in waitingWrites {
+            context.write(data, promise: nil)
+        }
+        waitingWrites.removeAll()
+        context.flush()
+        if halfCloseWaiting {
+            partnerHalfClose()
+        }
+        // The partner held back its reads until this half could take what it reads.
+        partner?.partnerBecameWritable()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -78,7 +94,11 @@ final class GlueHandler: ChannelDuplexHandler {
     private var partnerIsWritable: Bool { context?.channel.isWritable ?? false }
 
     private func partnerWrite(_ data: NIOAny) {
-        context?.write(data, promise: nil)
+        guard let context else {
+            waitingWrites.append(data)
+            return
+        }
+        context.write(data, promise: nil)
     }
 
     private func partnerFlush() {
@@ -87,7 +107,10 @@ final class GlueHandler: ChannelDuplexHandler {
 
     private func partnerHalfClose() {
         partnerEnded = true
-        guard let context else { return }
+        guard let context else {
+            halfCloseWaiting = true
+            return
+        }
         if readEnded {
             context.close(promise: nil)
         } else {

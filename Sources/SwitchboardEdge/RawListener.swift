@@ -50,7 +50,6 @@ struct RawListener: Sendable {
             channels.append(channel)
         }
         if let address = channels.first?.localAddress {
-            logger.info("Listening", metadata: ["listener": "\(name)", "address": "\(address)"])
             await onListening(address)
         }
         try? await gracefulShutdown()

@@ -17,13 +17,15 @@ struct TCPProxy: Sendable {
         let active = metrics.active(listener: listener)
         active.increment()
         inbound.closeFuture.whenComplete { _ in active.decrement() }
-        // Nothing is read from the client until its upstream is connected.
-        return inbound.setOption(.autoRead, value: false).map {
-            connect(inbound, tried: [])
+        // The client's half joins at once and reads nothing until the upstream's half joins it.
+        let (client, server) = GlueHandler.matchedPair()
+        return inbound.eventLoop.makeCompletedFuture {
+            try inbound.pipeline.syncOperations.addHandler(client)
+            connect(inbound, glue: server, tried: [])
         }
     }
 
-    private func connect(_ inbound: any Channel, tried: [UpstreamTarget]) {
+    private func connect(_ inbound: any Channel, glue server: GlueHandler, tried: [UpstreamTarget]) {
         let key = inbound.remoteAddress?.ipAddress
         guard let upstream = cluster.pick(key: key, excluding: tried) else {
             logger.warning(
@@ -42,31 +44,27 @@ struct TCPProxy: Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let outbound):
-                    glue(inbound, to: outbound, upstream: upstream)
+                    join(inbound, to: outbound, with: server, upstream: upstream)
                 case .failure:
                     cluster.recordFailure(upstream)
-                    connect(inbound, tried: tried + [upstream])
+                    connect(inbound, glue: server, tried: tried + [upstream])
                 }
             }
     }
 
-    private func glue(_ inbound: any Channel, to outbound: any Channel, upstream: UpstreamTarget) {
+    private func join(
+        _ inbound: any Channel,
+        to outbound: any Channel,
+        with server: GlueHandler,
+        upstream: UpstreamTarget
+    ) {
         upstream.begin()
+        upstream.recordSuccess()
         let active = cluster.metrics.active(upstream.address)
         active.increment()
         outbound.closeFuture.whenComplete { _ in
             upstream.end()
             active.decrement()
-        }
-        upstream.recordSuccess()
-        let (client, server) = GlueHandler.matchedPair()
-        do {
-            try inbound.pipeline.syncOperations.addHandler(client)
-            try outbound.pipeline.syncOperations.addHandler(server)
-        } catch {
-            inbound.close(promise: nil)
-            outbound.close(promise: nil)
-            return
         }
         if let proxyProtocol {
             let header = ProxyProtocolHeader.make(
@@ -74,8 +72,13 @@ struct TCPProxy: Sendable {
                 source: inbound.remoteAddress,
                 destination: inbound.localAddress
             )
-            outbound.writeAndFlush(header, promise: nil)
+            outbound.write(header, promise: nil)
         }
-        inbound.setOption(.autoRead, value: true).whenSuccess { inbound.read() }
+        do {
+            try outbound.pipeline.syncOperations.addHandler(server)
+        } catch {
+            inbound.close(promise: nil)
+            outbound.close(promise: nil)
+        }
     }
 }

@@ -195,7 +195,7 @@ private struct Listener: Sendable {
 
 extension SocketAddress {
     /// `127.0.0.1:8080` or `[::1]:8080`, as users write addresses.
-    var hostAndPort: String {
+    public var hostAndPort: String {
         let host = ipAddress ?? "\(self)"
         let port = port.map(String.init) ?? "?"
         if case .v6 = self {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SwitchboardEdge
+import SwitchboardEngine
 
 /// `switchboard edge --config edge.yaml`: the proxy and load balancer in front of services.
 struct EdgeCommand: AsyncParsableCommand {
@@ -38,7 +39,10 @@ struct EdgeCommand: AsyncParsableCommand {
                 logger: logger,
                 accessLogger: accessLog == "off" ? nil : accessLogger,
                 onListening: { listener, address in
-                    logger.info("Edge listening", metadata: ["listener": "\(listener)", "address": "\(address)"])
+                    logger.info(
+                        "Edge listening",
+                        metadata: ["listener": "\(listener)", "address": "\(address.hostAndPort)"]
+                    )
                 }
             )
         } catch let error as EdgeConfigurationError {
