@@ -78,12 +78,14 @@ public final class EdgeNode: Service, Sendable {
             engine.limits.maxBodyBytes = listener.maxBodyBytes ?? 1 << 30
             engine.tls = try listener.tls.map { try Self.tlsListener(host: host, port: port, files: $0) }
             engine.servesCleartext = listener.tls == nil
+            let relay = UpgradeRelay { [self] in reverseProxy(name) }
             let server = HTTPServer(
                 configuration: engine,
                 responder: CurrentReverseProxy(node: self, listener: name),
                 metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
                 logger: logger,
                 accessLogger: accessLogger,
+                protocolSwitches: [relay.protocolSwitch],
                 onListening: { await onListening(name, $0) }
             )
             try await server.run()

@@ -19,6 +19,7 @@ struct ConnectionPipeline: Sendable {
     let logger: Logger
     let accessLogger: Logger?
     let webSockets: [WebSocketEndpoint]
+    let protocolSwitches: [ProtocolSwitch]
     /// Terminates TLS first when set.
     let tls: NIOSSLContext?
 
@@ -100,6 +101,12 @@ struct ConnectionPipeline: Sendable {
         ]
     }
 
+    /// Makers of the protocol upgraders of one connection: WebSocket endpoints, then protocol switches.
+    private var upgraders: [() -> any HTTPServerProtocolUpgrader] {
+        webSockets.map { endpoint in { endpoint.makeUpgrader() } }
+            + protocolSwitches.map { protocolSwitch in { protocolSwitch.makeUpgrader() } }
+    }
+
     private func configureHTTP1(_ channel: any Channel, activity: ConnectionActivity) throws {
         let refusals = Refusals(metrics: metrics, accessLogger: accessLogger)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -109,7 +116,7 @@ struct ConnectionPipeline: Sendable {
         let encoder = HTTPResponseEncoder(configuration: .init())
         let decoder = ByteToMessageHandler(
             HTTPRequestDecoder(
-                leftOverBytesStrategy: webSockets.isEmpty ? .dropBytes : .forwardBytes,
+                leftOverBytesStrategy: upgraders.isEmpty ? .dropBytes : .forwardBytes,
                 limitConfiguration: decoderLimits
             )
         )
@@ -122,10 +129,10 @@ struct ConnectionPipeline: Sendable {
         let requestHandlers = requestHandlers(activity: activity, isStream: false)
         try pipeline.addHandler(encoder)
         try pipeline.addHandlers(httpHandlers)
-        if !webSockets.isEmpty {
+        if !upgraders.isEmpty {
             try pipeline.addHandler(
                 HTTPServerUpgradeHandler(
-                    upgraders: webSockets.map { $0.makeUpgrader() },
+                    upgraders: upgraders.map { $0() },
                     httpEncoder: encoder,
                     extraHTTPHandlers: httpHandlers + requestHandlers,
                     upgradeCompletionHandler: { _ in }

@@ -19,10 +19,12 @@ public final class HTTPServer: Service, Sendable {
     private let accessLogger: Logger?
     private let onListening: ListeningCallback
     private let webSockets: [WebSocketEndpoint]
+    private let protocolSwitches: [ProtocolSwitch]
 
     /// - Parameters:
     ///   - accessLogger: where one line per request goes; `nil` turns the access log off.
     ///   - webSockets: paths upgraded to WebSocket.
+    ///   - protocolSwitches: other upgrades, taken over whole (the edge's WebSocket relay).
     ///   - onListening: called once with the bound address (the real port when 0 was asked for).
     public init(
         configuration: EngineConfiguration,
@@ -31,9 +33,11 @@ public final class HTTPServer: Service, Sendable {
         logger: Logger,
         accessLogger: Logger? = nil,
         webSockets: [WebSocketEndpoint] = [],
+        protocolSwitches: [ProtocolSwitch] = [],
         onListening: @escaping ListeningCallback = { _ in }
     ) {
         self.webSockets = webSockets
+        self.protocolSwitches = protocolSwitches
         self.configuration = configuration
         self.responder = responder
         self.metrics = metrics
@@ -150,6 +154,7 @@ public final class HTTPServer: Service, Sendable {
             logger: logger,
             accessLogger: accessLogger,
             webSockets: webSockets,
+            protocolSwitches: protocolSwitches,
             tls: tls
         )
         var bootstrap = ServerBootstrap(group: group)

@@ -1,5 +1,6 @@
 """`switchboard edge` as a user runs it: curl and Python clients through each listener kind to real upstreams
 on loopback, balancing, faults, smuggling, SSRF, reloads."""
+import asyncio
 import collections
 import json
 import re
@@ -10,6 +11,7 @@ import threading
 import time
 
 import pytest
+import websockets
 
 from conftest import BINARY, tls_port
 from edge_support import Edge, Upstream, UpstreamProcess, http_get, raw_exchange
@@ -355,3 +357,31 @@ def test_bad_config_is_one_line_per_problem_and_sighup_reloads(start_edge, upstr
         time.sleep(0.1)
     assert http_get(f"{web}/")[1]["upstream"] == "b"
     assert edge.stop() == 0
+
+
+def test_websocket_and_sse_of_a_switchboard_upstream_pass_through(start_edge, start_server):
+    server = start_server()
+    edge = start_edge({"listeners": [http_listener({"cluster": "sb"})],
+                       "clusters": [{"name": "sb", "upstreams": [{"address": f"127.0.0.1:{server.port}"}]}]})
+    web = edge.url("web")
+    events = subprocess.Popen(["curl", "-s", "-N", "--max-time", "6", f"{web}/v1/topics/live/events"],
+                              stdout=subprocess.PIPE, text=True)
+
+    async def conversation():
+        async with websockets.connect(f"ws://127.0.0.1:{edge.ports['web']}/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "live"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            for index in range(3):
+                await ws.send(json.dumps({"op": "publish", "topic": "live", "data": f"m{index}", "ref": str(index)}))
+            frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(6)]
+            assert sorted(f["data"] for f in frames if f["type"] == "message") == ["m0", "m1", "m2"]
+            assert sorted(f["ref"] for f in frames if f["type"] == "published") == ["0", "1", "2"]
+
+    time.sleep(0.5)
+    asyncio.run(conversation())
+    output, _ = events.communicate(timeout=15)
+    assert sorted(line for line in output.splitlines() if line.startswith("data: ")) == ["data: m0", "data: m1", "data: m2"]
+    # An upstream that does not switch: the request is proxied as a plain one and its answer comes back.
+    result = subprocess.run(["curl", "-s", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+                             f"{web}/healthz"], capture_output=True, text=True)
+    assert result.stdout == '{"status":"ok"}'

@@ -1,0 +1,166 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwitchboardEngine
+
+/// Relays a connection that switches protocols (WebSocket) through an `http` listener: the request goes
+/// to an upstream of its route's cluster; when the upstream answers `101`, the client gets the same 101
+/// and the two connections are glued, bytes both ways with backpressure. Any other answer declines the
+/// switch, and the request is then proxied as a plain request.
+struct UpgradeRelay: Sendable {
+    /// The upgrade relay of the current configuration's proxy for a listener.
+    let proxy: @Sendable () -> ReverseProxy
+
+    var protocolSwitch: ProtocolSwitch {
+        ProtocolSwitch(protocolName: "websocket") { head, client in
+            relay(head, client: client, proxy: proxy())
+        }
+    }
+
+    struct Declined: Error {}
+
+    private func relay(_ head: HTTPRequestHead, client: any Channel, proxy: ReverseProxy) -> EventLoopFuture<
+        ProtocolSwitch.Accepted
+    > {
+        let loop = client.eventLoop
+        guard let route = proxy.routes.first(where: { $0.matches(head) }),
+            let upstream = route.cluster.pick(key: client.remoteAddress?.ipAddress)
+        else { return loop.makeFailedFuture(Declined()) }
+        let cluster = route.cluster
+        let switched = SwitchOutcome(loop.makePromise(of: HTTPResponseHead.self))
+        let glued = loop.makePromise(of: Void.self)
+        let catcher = DeclineCatcher(switched: switched)
+        let upgrader = RelayUpgrader(
+            protocolName: head.headers.first(name: "upgrade") ?? "websocket",
+            switched: switched,
+            catcher: catcher,
+            glued: glued
+        )
+        var request = head
+        request.headers = ProxyHeaders.removingHopByHop(head.headers)
+        ProxyHeaders.addForwarding(
+            to: &request.headers,
+            client: client.remoteAddress,
+            scheme: proxy.scheme,
+            trustIncoming: proxy.trustForwarded
+        )
+        cluster.metrics.requests(upstream.address).increment()
+        return ClientBootstrap(group: loop)
+            .connectTimeout(cluster.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+                    )
+                    try channel.pipeline.syncOperations.addHandler(catcher)
+                }
+            }
+            .connect(host: upstream.host, port: upstream.port)
+            .flatMap { origin in
+                origin.write(HTTPClientRequestPart.head(request), promise: nil)
+                origin.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                return switched.promise.futureResult.map { response in
+                    upstream.begin()
+                    origin.closeFuture.whenComplete { _ in upstream.end() }
+                    return ProtocolSwitch.Accepted(headers: response.headers) { client in
+                        // The client's half first, then the upstream's, whose upgrade handler then leaves and
+                        // hands on what the upstream sent after its 101.
+                        let (clientHalf, originHalf) = GlueHandler.matchedPair()
+                        do {
+                            try client.pipeline.syncOperations.addHandler(clientHalf)
+                            try origin.pipeline.syncOperations.addHandler(originHalf)
+                            glued.succeed()
+                        } catch {
+                            glued.fail(error)
+                            origin.close(promise: nil)
+                            return client.eventLoop.makeFailedFuture(error)
+                        }
+                        return client.eventLoop.makeSucceededVoidFuture()
+                    }
+                }.flatMapErrorThrowing { error in
+                    origin.close(promise: nil)
+                    throw error
+                }
+            }.flatMapErrorThrowing { error in
+                cluster.recordFailure(upstream)
+                throw error
+            }
+    }
+}
+
+/// The upstream's answer to the switch, settled once whichever handler sees it first; all on the
+/// connections' event loop.
+private final class SwitchOutcome: @unchecked Sendable {
+    let promise: EventLoopPromise<HTTPResponseHead>
+    private var settled = false
+
+    init(_ promise: EventLoopPromise<HTTPResponseHead>) {
+        self.promise = promise
+    }
+
+    func succeed(_ response: HTTPResponseHead) {
+        guard !settled else { return }
+        settled = true
+        promise.succeed(response)
+    }
+
+    func fail(_ error: any Error) {
+        guard !settled else { return }
+        settled = true
+        promise.fail(error)
+    }
+}
+
+/// NIO's client-side upgrade for whatever protocol the client asked for: it accepts any 101, reports it,
+/// and finishes once the connections are glued.
+private final class RelayUpgrader: NIOHTTPClientProtocolUpgrader, @unchecked Sendable {
+    let supportedProtocol: String
+    let requiredUpgradeHeaders: [String] = []
+    private let switched: SwitchOutcome
+    private let catcher: DeclineCatcher
+    private let glued: EventLoopPromise<Void>
+
+    init(protocolName: String, switched: SwitchOutcome, catcher: DeclineCatcher, glued: EventLoopPromise<Void>) {
+        self.supportedProtocol = protocolName
+        self.switched = switched
+        self.catcher = catcher
+        self.glued = glued
+    }
+
+    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {}
+
+    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool { true }
+
+    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
+        context.pipeline.syncOperations.removeHandler(catcher, promise: nil)
+        switched.succeed(upgradeResponse)
+        return glued.futureResult
+    }
+}
+
+/// Sees what reaches past the upgrade handler: a response that is not a 101, or an error, declines.
+private final class DeclineCatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let switched: SwitchOutcome
+
+    init(switched: SwitchOutcome) {
+        self.switched = switched
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switched.fail(UpgradeRelay.Declined())
+        context.close(promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switched.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switched.fail(UpgradeRelay.Declined())
+        context.fireChannelInactive()
+    }
+}
