@@ -27,8 +27,8 @@ struct UpgradeRelay: Sendable {
             let upstream = route.cluster.pick(key: client.remoteAddress?.ipAddress)
         else { return loop.makeFailedFuture(Declined()) }
         let cluster = route.cluster
-        let switched = SwitchOutcome(loop.makePromise(of: HTTPResponseHead.self))
-        let glued = loop.makePromise(of: Void.self)
+        let switched = SettledOnce(loop.makePromise(of: HTTPResponseHead.self))
+        let glued = SettledOnce(loop.makePromise(of: Void.self))
         let catcher = DeclineCatcher(switched: switched)
         let upgrader = RelayUpgrader(
             protocolName: head.headers.first(name: "upgrade") ?? "websocket",
@@ -58,9 +58,11 @@ struct UpgradeRelay: Sendable {
             }
             .connect(host: upstream.host, port: upstream.port)
             .flatMap { origin in
+                // However the relay ends, the upgrade handler waiting for the glue is released.
+                origin.closeFuture.whenComplete { _ in glued.fail(ChannelError.ioOnClosedChannel) }
                 origin.write(HTTPClientRequestPart.head(request), promise: nil)
                 origin.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-                return switched.promise.futureResult.map { response in
+                return switched.futureResult.map { response in
                     upstream.begin()
                     origin.closeFuture.whenComplete { _ in upstream.end() }
                     return ProtocolSwitch.Accepted(headers: response.headers) { client in
@@ -70,7 +72,7 @@ struct UpgradeRelay: Sendable {
                         do {
                             try client.pipeline.syncOperations.addHandler(clientHalf)
                             try origin.pipeline.syncOperations.addHandler(originHalf)
-                            glued.succeed()
+                            glued.succeed(())
                         } catch {
                             glued.fail(error)
                             origin.close(promise: nil)
@@ -83,26 +85,31 @@ struct UpgradeRelay: Sendable {
                     throw error
                 }
             }.flatMapErrorThrowing { error in
-                cluster.recordFailure(upstream)
+                if !(error is Declined) {
+                    cluster.recordFailure(upstream)
+                }
+                glued.fail(error)
                 throw error
             }
     }
 }
 
-/// The upstream's answer to the switch, settled once whichever handler sees it first; all on the
-/// connections' event loop.
-private final class SwitchOutcome: @unchecked Sendable {
-    let promise: EventLoopPromise<HTTPResponseHead>
+/// A promise that whichever party gets there first settles, and the others leave alone; used on the
+/// connections' event loop only.
+private final class SettledOnce<Value: Sendable>: @unchecked Sendable {
+    let promise: EventLoopPromise<Value>
     private var settled = false
 
-    init(_ promise: EventLoopPromise<HTTPResponseHead>) {
+    init(_ promise: EventLoopPromise<Value>) {
         self.promise = promise
     }
 
-    func succeed(_ response: HTTPResponseHead) {
+    var futureResult: EventLoopFuture<Value> { promise.futureResult }
+
+    func succeed(_ value: Value) {
         guard !settled else { return }
         settled = true
-        promise.succeed(response)
+        promise.succeed(value)
     }
 
     func fail(_ error: any Error) {
@@ -117,11 +124,16 @@ private final class SwitchOutcome: @unchecked Sendable {
 private final class RelayUpgrader: NIOHTTPClientProtocolUpgrader, @unchecked Sendable {
     let supportedProtocol: String
     let requiredUpgradeHeaders: [String] = []
-    private let switched: SwitchOutcome
+    private let switched: SettledOnce<HTTPResponseHead>
     private let catcher: DeclineCatcher
-    private let glued: EventLoopPromise<Void>
+    private let glued: SettledOnce<Void>
 
-    init(protocolName: String, switched: SwitchOutcome, catcher: DeclineCatcher, glued: EventLoopPromise<Void>) {
+    init(
+        protocolName: String,
+        switched: SettledOnce<HTTPResponseHead>,
+        catcher: DeclineCatcher,
+        glued: SettledOnce<Void>
+    ) {
         self.supportedProtocol = protocolName
         self.switched = switched
         self.catcher = catcher
@@ -143,9 +155,9 @@ private final class RelayUpgrader: NIOHTTPClientProtocolUpgrader, @unchecked Sen
 private final class DeclineCatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
 
-    private let switched: SwitchOutcome
+    private let switched: SettledOnce<HTTPResponseHead>
 
-    init(switched: SwitchOutcome) {
+    init(switched: SettledOnce<HTTPResponseHead>) {
         self.switched = switched
     }
 
