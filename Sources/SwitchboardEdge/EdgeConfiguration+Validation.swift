@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SwitchboardEngine
 
@@ -130,6 +131,9 @@ extension EdgeConfiguration.Cluster {
         }
         if let budget = retries?.budget, !(0...1).contains(budget) {
             problems.append("\(path).retries.budget: expected a share from 0 to 1, got \(budget)")
+        }
+        if let ca = tls?.ca, !FileManager.default.isReadableFile(atPath: ca) {
+            problems.append("\(path).tls.ca: cannot read \(ca)")
         }
         if let check = healthCheck?.path, !check.hasPrefix("/") {
             problems.append("\(path).healthCheck.path: must start with /, got '\(check)'")

@@ -81,6 +81,14 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         public var retries: Retries?
         /// Keep-alive connections kept per upstream. Default 64.
         public var maxConnectionsPerUpstream: Int?
+        /// Speak TLS to the upstreams (HTTP/2 where they offer it by ALPN, with many requests on one
+        /// connection). Without `ca`, the system's trusted roots verify them.
+        public var tls: UpstreamTLS?
+    }
+
+    public struct UpstreamTLS: Codable, Sendable, Equatable {
+        /// PEM file of the certificate authorities to trust. The upstream's address is the name verified.
+        public var ca: String?
     }
 
     public struct Upstream: Codable, Sendable, Equatable {

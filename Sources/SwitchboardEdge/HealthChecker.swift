@@ -52,7 +52,7 @@ struct HealthChecker: Sendable {
     private func passes(_ upstream: UpstreamTarget, rules: UpstreamCluster.HealthCheckRules) async -> Bool {
         switch probe {
         case .http(let client):
-            let request = HTTPClientRequest(url: "http://\(upstream.address)\(rules.path)")
+            let request = HTTPClientRequest(url: "\(cluster.scheme)://\(upstream.address)\(rules.path)")
             guard let response = try? await client.execute(request, timeout: rules.timeout) else { return false }
             _ = try? await response.body.collect(upTo: 64 * 1024)
             return (200..<400).contains(response.status.code)

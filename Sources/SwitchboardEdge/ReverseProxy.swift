@@ -82,7 +82,7 @@ struct ReverseProxy: HTTPResponder {
         to upstream: UpstreamTarget,
         in cluster: UpstreamCluster
     ) async throws -> Response {
-        var outgoing = HTTPClientRequest(url: "http://\(upstream.address)\(request.head.uri)")
+        var outgoing = HTTPClientRequest(url: "\(cluster.scheme)://\(upstream.address)\(request.head.uri)")
         outgoing.method = request.method
         outgoing.headers = ProxyHeaders.removingHopByHop(request.head.headers)
         ProxyHeaders.addForwarding(

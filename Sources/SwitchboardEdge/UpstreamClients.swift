@@ -1,9 +1,11 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One HTTP client per cluster, with the cluster's connect and idle timeouts and keep-alive pool, on
-/// the edge's event loops. HTTP/2 is used with upstreams that offer it over TLS (ALPN).
+/// the edge's event loops. With TLS, HTTP/2 is used where an upstream offers it (ALPN): the client's
+/// requests are then streams of few connections.
 final class UpstreamClients: Sendable {
     private let clients: [String: HTTPClient]
 
@@ -18,6 +20,13 @@ final class UpstreamClients: Sendable {
             )
             configuration.redirectConfiguration = .disallow
             configuration.decompression = .disabled
+            if let tls = cluster.tls {
+                var client = TLSConfiguration.makeClientConfiguration()
+                if let ca = tls.ca {
+                    client.trustRoots = .file(ca)
+                }
+                configuration.tlsConfiguration = client
+            }
             clients[cluster.name] = HTTPClient(
                 eventLoopGroupProvider: .shared(eventLoopGroup),
                 configuration: configuration

@@ -18,6 +18,7 @@ final class UpstreamCluster: Sendable {
     let retryAttempts: Int
     let retryBudget: RetryBudget
     let maxConnectionsPerUpstream: Int
+    let tls: EdgeConfiguration.UpstreamTLS?
     let metrics: EdgeMetrics.ClusterMetrics
 
     struct HealthCheckRules: Sendable {
@@ -58,8 +59,12 @@ final class UpstreamCluster: Sendable {
         retryAttempts = configuration.retries?.attempts ?? 2
         retryBudget = RetryBudget(share: configuration.retries?.budget ?? 0.2)
         maxConnectionsPerUpstream = configuration.maxConnectionsPerUpstream ?? 64
+        tls = configuration.tls
         self.metrics = metrics.cluster(name, upstreams: upstreams.map(\.address))
     }
+
+    /// `http` or `https`: how requests reach the upstreams.
+    var scheme: String { tls == nil ? "http" : "https" }
 
     /// An available upstream for a request with `key`, none of `excluded` (those already tried).
     func pick(key: String?, excluding excluded: [UpstreamTarget] = []) -> UpstreamTarget? {

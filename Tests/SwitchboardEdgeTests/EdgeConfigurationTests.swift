@@ -128,3 +128,13 @@ import Testing
         #expect(trusted["X-Forwarded-For"] == ["1.2.3.4, 203.0.113.7"])
     }
 }
+
+@Suite struct EdgeExampleTests {
+    @Test(arguments: ["edge-http.yaml", "edge-tcp.yaml", "edge-forward.yaml"])
+    func everyExampleIsValid(name: String) throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../examples").standardized
+        let configuration = try EdgeConfiguration.load(path: examples.appendingPathComponent(name).path)
+        #expect(!configuration.listeners.isEmpty)
+    }
+}

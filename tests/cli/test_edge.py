@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from conftest import BINARY, tls_port
+from conftest import BINARY, accepted_connections, tls_port
 from edge_support import Edge, Upstream, UpstreamProcess, http_get, raw_exchange
 
 
@@ -385,3 +385,21 @@ def test_websocket_and_sse_of_a_switchboard_upstream_pass_through(start_edge, st
     result = subprocess.run(["curl", "-s", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
                              f"{web}/healthz"], capture_output=True, text=True)
     assert result.stdout == '{"status":"ok"}'
+
+
+def test_tls_upstreams_speak_http2_with_many_requests_on_few_connections(start_edge, start_server, tmp_path):
+    server = start_server("--data", str(tmp_path / "up"), "--tls-self-signed", "--tls-listen", "127.0.0.1:0")
+    certificate = tmp_path / "up" / "tls" / "self-signed-cert.pem"
+    edge = start_edge({"listeners": [http_listener({"cluster": "secure"})],
+                       "clusters": [{"name": "secure", "upstreams": [{"address": f"127.0.0.1:{tls_port(server)}"}],
+                                     "tls": {"ca": str(certificate)}}]})
+    before = accepted_connections(server)
+    # Fifty requests at once from HTTP/1.1 clients, through the edge, to one HTTP/2 upstream.
+    urls = [f"{edge.url('web')}/v1/topics/t{n}/messages?after=0" for n in range(50)]
+    result = subprocess.run(["curl", "-s", "--parallel", "--parallel-max", "50", "-w", "%{http_code}\n"]
+                            + [part for url in urls for part in ("-o", "/dev/null", url)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout.split() == ["200"] * 50
+    # The look at the metrics counts one; the edge's HTTP/2 connection (or a very few) carried the fifty.
+    assert accepted_connections(server) - before <= 3
+    assert re.search(r"GET /v1/topics/t\d+/messages\?after=0 200", server.output())
