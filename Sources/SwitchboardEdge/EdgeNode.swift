@@ -41,7 +41,15 @@ public final class EdgeNode: Service, Sendable {
         let metrics = EdgeMetrics(factory: PrometheusMetricsFactory(registry: registry))
         self.metrics = metrics
         let configuration = try EdgeConfiguration.load(path: path)
-        current = Mutex(EdgeRuntime(configuration, eventLoopGroup: eventLoopGroup, metrics: metrics, logger: logger))
+        current = Mutex(
+            EdgeRuntime(
+                configuration,
+                eventLoopGroup: eventLoopGroup,
+                metrics: metrics,
+                logger: logger,
+                accessLogger: accessLogger
+            )
+        )
     }
 
     private var runtime: EdgeRuntime { current.withLock { $0 } }
@@ -122,7 +130,8 @@ public final class EdgeNode: Service, Sendable {
                     rules: runtime.forwardRules[listener.name]!,
                     encoder: encoder,
                     decoder: decoder,
-                    logger: logger
+                    logger: logger,
+                    accessLogger: accessLogger
                 )
             )
         }
@@ -194,7 +203,13 @@ public final class EdgeNode: Service, Sendable {
             logger.error("Reload refused, the running configuration stays", metadata: ["problems": "\(error)"])
             return
         }
-        let next = EdgeRuntime(configuration, eventLoopGroup: eventLoopGroup, metrics: metrics, logger: logger)
+        let next = EdgeRuntime(
+            configuration,
+            eventLoopGroup: eventLoopGroup,
+            metrics: metrics,
+            logger: logger,
+            accessLogger: accessLogger
+        )
         let previous = runtime
         guard next.listenerShape == previous.listenerShape else {
             logger.error("Reload refused: listeners change only on restart; the running configuration stays")

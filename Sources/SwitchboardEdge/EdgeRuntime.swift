@@ -17,7 +17,13 @@ struct EdgeRuntime: Sendable {
     let forwardRules: [String: ForwardProxyHandler.Rules]
 
     /// - Precondition: `configuration` has no problems.
-    init(_ configuration: EdgeConfiguration, eventLoopGroup: any EventLoopGroup, metrics: EdgeMetrics, logger: Logger) {
+    init(
+        _ configuration: EdgeConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        metrics: EdgeMetrics,
+        logger: Logger,
+        accessLogger: Logger?
+    ) {
         self.configuration = configuration
         let clusters = Dictionary(
             uniqueKeysWithValues: (configuration.clusters ?? []).map {
@@ -60,7 +66,8 @@ struct EdgeRuntime: Sendable {
                     cluster: clusters[listener.cluster!]!,
                     proxyProtocol: listener.proxyProtocol.flatMap(ProxyProtocolHeader.Version.init(rawValue:)),
                     metrics: metrics,
-                    logger: logger
+                    logger: logger,
+                    accessLogger: accessLogger
                 )
             case .forward:
                 let access = listener.access

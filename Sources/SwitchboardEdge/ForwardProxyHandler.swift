@@ -36,14 +36,21 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let encoder: HTTPResponseEncoder
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let logger: Logger
+    private let accessLogger: Logger?
     private var state = State.awaitingHead
 
-    init(rules: Rules, encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>, logger: Logger)
-    {
+    init(
+        rules: Rules,
+        encoder: HTTPResponseEncoder,
+        decoder: ByteToMessageHandler<HTTPRequestDecoder>,
+        logger: Logger,
+        accessLogger: Logger?
+    ) {
         self.rules = rules
         self.encoder = encoder
         self.decoder = decoder
         self.logger = logger
+        self.accessLogger = accessLogger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -130,6 +137,13 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
         state = .tunnelling
         let pipeline = context.pipeline.syncOperations
         let (client, server) = GlueHandler.matchedPair()
+        GlueHandler.logWhenClosed(
+            context.channel,
+            halves: (client, server),
+            listener: "CONNECT",
+            target: origin.remoteAddress?.description ?? "?",
+            to: accessLogger
+        )
         do {
             // The encoder's removal completes at once: it keeps no state to flush.
             pipeline.removeHandler(encoder, promise: nil)

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// Joins two channels so that the bytes read on one are written to the other. Backpressure both ways:
@@ -11,6 +12,8 @@ final class GlueHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// Bytes this half has read from its channel (and handed to its partner).
+    private(set) var bytesRead = 0
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
@@ -52,6 +55,7 @@ final class GlueHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytesRead += unwrapInboundIn(data).readableBytes
         partner?.partnerWrite(data)
     }
 
@@ -126,6 +130,34 @@ final class GlueHandler: ChannelDuplexHandler {
         if pendingRead, let context {
             pendingRead = false
             context.read()
+        }
+    }
+}
+
+extension GlueHandler {
+    /// Writes one access-log line when `client` closes: who, to where, bytes each way and how long.
+    static func logWhenClosed(
+        _ client: any Channel,
+        halves: (client: GlueHandler, origin: GlueHandler),
+        listener: String,
+        target: String,
+        to logger: Logger?
+    ) {
+        guard let logger else { return }
+        let started = NIODeadline.now()
+        let peer = client.remoteAddress?.description ?? "?"
+        let halves = NIOLoopBound(halves, eventLoop: client.eventLoop)
+        client.closeFuture.whenComplete { _ in
+            let (clientHalf, originHalf) = halves.value
+            logger.info(
+                "\(listener) \(target)",
+                metadata: [
+                    "peer": "\(peer)",
+                    "bytes_in": "\(clientHalf.bytesRead)",
+                    "bytes_out": "\(originHalf.bytesRead)",
+                    "duration_ms": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e6)",
+                ]
+            )
         }
     }
 }

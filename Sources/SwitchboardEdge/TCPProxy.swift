@@ -11,6 +11,8 @@ struct TCPProxy: Sendable {
     let proxyProtocol: ProxyProtocolHeader.Version?
     let metrics: EdgeMetrics
     let logger: Logger
+    /// One line per connection when it closes; `nil` for none.
+    let accessLogger: Logger?
 
     func initialize(_ inbound: any Channel) -> EventLoopFuture<Void> {
         metrics.accepted(listener: listener).increment()
@@ -19,6 +21,13 @@ struct TCPProxy: Sendable {
         inbound.closeFuture.whenComplete { _ in active.decrement() }
         // The client's half joins at once and reads nothing until the upstream's half joins it.
         let (client, server) = GlueHandler.matchedPair()
+        GlueHandler.logWhenClosed(
+            inbound,
+            halves: (client, server),
+            listener: listener,
+            target: cluster.name,
+            to: accessLogger
+        )
         return inbound.eventLoop.makeCompletedFuture {
             try inbound.pipeline.syncOperations.addHandler(client)
             connect(inbound, glue: server, tried: [])

@@ -79,7 +79,10 @@ def test_reverse_proxy_routes_balances_and_sets_forwarding_headers(start_edge, u
     assert headers["x-forwarded-proto"] == "http" and headers["x-forwarded-host"] == "shop.test"
     assert headers["forwarded"] == 'for=127.0.0.1;proto=http;host="shop.test"'
     assert "x-drop" not in headers  # named by Connection: hop-by-hop
-    # A POST body goes through; a missing route is a JSON 404.
+    # HTTP/2 clients (h2c here) reach HTTP/1.1 upstreams.
+    result = subprocess.run(["curl", "-s", "--http2-prior-knowledge", f"{web}/over-h2"], capture_output=True, text=True)
+    assert json.loads(result.stdout)["path"] == "/over-h2"
+    # A POST body goes through.
     result = subprocess.run(["curl", "-s", "-X", "POST", "--data", "hello", f"{web}/post"], capture_output=True, text=True)
     assert json.loads(result.stdout)["body"] == "hello"
     assert http_get(f"{edge.url('admin')}/healthz")[0] == 200
@@ -277,6 +280,11 @@ def test_tcp_listener_pumps_bytes_passes_half_close_and_sends_proxy_protocol(sta
         assert b"".join(iter_recv(sock)) == b"pingbye"
         client_port = sock.getsockname()[1]
     assert first_lines == [f"PROXY TCP4 127.0.0.1 127.0.0.1 {client_port} {edge.ports['l4proxy']}"]
+    # One access-log line per connection, with the bytes each way.
+    deadline = time.monotonic() + 5
+    while not re.search(r"bytes_in=1048576 bytes_out=1048579 .*l4 echo", edge.output()):
+        assert time.monotonic() < deadline, edge.output()
+        time.sleep(0.1)
     plain.close()
     proxied.close()
 
