@@ -13,36 +13,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}
 work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$work"' EXIT
 source benchmarks/lib.sh
+trap cleanup EXIT
 command -v nginx >/dev/null && command -v haproxy >/dev/null && command -v wrk >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq nginx-light haproxy wrk >/dev/null; }
-swift build -c release --product switchboard >/dev/null
+swift build -c release --product switchboard >/dev/null 2>&1
 binary=.build/release/switchboard
 
-# The upstreams, and a file for the bulk run.
+# The upstreams, and a file for the bulk run. Each proxy's L4 run gets upstream ports of its own: a
+# connection per request leaves ~28,000 ports in TIME_WAIT towards each upstream address, which would
+# otherwise starve whichever proxy runs second.
 up1=$(free_port)
 up2=$(free_port)
+up3=$(free_port)
+up4=$(free_port)
 mkdir -p "$work/www"
 head -c $((512 << 20)) /dev/zero > "$work/www/bulk.bin"
-cat > "$work/upstreams.conf" <<CONF
-worker_processes 1;
-pid $work/upstreams.pid;
-error_log $work/upstreams-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
+start_nginx upstreams 1 <<BLOCK
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$up1;
         listen 127.0.0.1:$up2;
+        listen 127.0.0.1:$up3;
+        listen 127.0.0.1:$up4;
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
         location /bulk.bin { root $work/www; }
     }
-}
-CONF
-nginx -c "$work/upstreams.conf"
+BLOCK
 wait_for "http://127.0.0.1:$up1/"
 
 # CPU seconds (user + system) of the given processes so far.
@@ -81,24 +78,16 @@ children_and_self() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; }
 
 # NGINX as the proxy.
 nginx_port=$(free_port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
+start_nginx proxy 2 <<BLOCK
     upstream app { server 127.0.0.1:$up1; server 127.0.0.1:$up2; keepalive 64; }
     server {
         listen 127.0.0.1:$nginx_port reuseport;
         location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
     }
-}
-CONF
-nginx -c "$work/nginx.conf"
+BLOCK
 wait_for "http://127.0.0.1:$nginx_port/"
-read -r nginx_rps nginx_p99 nginx_cpu < <(measure "http://127.0.0.1:$nginx_port/" $(children_and_self "$(cat "$work/nginx.pid")"))
-kill "$(cat "$work/nginx.pid")"
+read -r nginx_rps nginx_p99 nginx_cpu < <(measure "http://127.0.0.1:$nginx_port/" $(children_and_self "$(cat "$work/proxy.pid")"))
+kill "$(cat "$work/proxy.pid")"
 
 # HAProxy, L7 and L4 in one process.
 haproxy_port=$(free_port)
@@ -106,7 +95,7 @@ haproxy_tcp_port=$(free_port)
 cat > "$work/haproxy.cfg" <<CONF
 global
     nbthread 2
-    maxconn 10000
+    maxconn 4096
 defaults
     timeout connect 2s
     timeout client 30s
@@ -140,14 +129,15 @@ edge_tcp_port=$(free_port)
 cat > "$work/edge.yaml" <<CONF
 listeners:
   - {name: web, kind: http, listen: "127.0.0.1:$edge_port", executionModel: reuseport, routes: [{cluster: app}]}
-  - {name: tcp, kind: tcp, listen: "127.0.0.1:$edge_tcp_port", cluster: app}
+  - {name: tcp, kind: tcp, listen: "127.0.0.1:$edge_tcp_port", cluster: app-l4}
 clusters:
   - name: app
     upstreams: [{address: "127.0.0.1:$up1"}, {address: "127.0.0.1:$up2"}]
+  - name: app-l4
+    upstreams: [{address: "127.0.0.1:$up3"}, {address: "127.0.0.1:$up4"}]
 CONF
 "$binary" edge --config "$work/edge.yaml" --access-log off --log-level warning &
 edge_pid=$!
-pids+=("$edge_pid")
 wait_for "http://127.0.0.1:$edge_port/"
 read -r edge_rps edge_p99 edge_cpu < <(measure "http://127.0.0.1:$edge_port/" "$edge_pid")
 edge_cps=$(connections_per_second "http://127.0.0.1:$edge_tcp_port/")

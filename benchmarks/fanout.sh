@@ -21,7 +21,7 @@ for tool in nats-server pushpin zurl; do
     command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server pushpin zurl >/dev/null; }
 done
 [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q uvloop picows numpy; }
-swift build -c release --product switchboard >/dev/null
+swift build -c release --product switchboard >/dev/null 2>&1
 
 report() { grep -E "^== |delivery|latency|integrity|cpu"; }
 for rate in ${rates//,/ }; do

@@ -11,12 +11,12 @@ duration=${1:-10s}
 connections=${2:-64}
 threads=2
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
 source benchmarks/lib.sh
+trap cleanup EXIT
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
 needs wrk
-swift build -c release --product switchboard >/dev/null
+swift build -c release --product switchboard >/dev/null 2>&1
 binary=.build/release/switchboard
 
 # wrk → "req/s p50 p99" (latencies in ms).
@@ -29,8 +29,10 @@ measure() {
 
 nginx_port=$(free_port)
 start_nginx <<BLOCK
+    server {
         listen 127.0.0.1:$nginx_port reuseport;
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
 BLOCK
 wait_for "http://127.0.0.1:$nginx_port/healthz"
 read -r nginx_rps nginx_p50 nginx_p99 < <(measure "http://127.0.0.1:$nginx_port/healthz")

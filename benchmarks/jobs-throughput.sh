@@ -14,9 +14,9 @@ cd "$(dirname "$0")/.."
 duration=${1:-10s}
 workers=${2:-4}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 source benchmarks/lib.sh
+trap cleanup EXIT
 needs wrk sqlite3
 start_switchboard --job-queues default=64,light=64
 

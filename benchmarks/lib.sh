@@ -19,7 +19,7 @@ wait_for() {
 # Starts the release server on a free port with its data in $work/data and the given extra settings;
 # sets `port`, `url` and `server` (its pid).
 start_switchboard() {
-    swift build -c release --product switchboard >/dev/null
+    swift build -c release --product switchboard >/dev/null 2>&1
     port=$(free_port)
     .build/release/switchboard serve --listen "127.0.0.1:$port" --data "$work/data" --access-log off \
         --log-level warning "$@" &
@@ -28,24 +28,32 @@ start_switchboard() {
     wait_for "$url/healthz"
 }
 
-# Starts NGINX (2 workers, access log off) with one server block read from standard input, `listen`
-# included; its pid file is $work/nginx.pid.
+# Starts an NGINX named NAME (its pid in $work/NAME.pid) with WORKERS worker processes (default 2), access
+# log off, and the `http` block's contents read from standard input: `start_nginx proxy 2 <<BLOCK ... BLOCK`.
 start_nginx() {
-    local server_block
-    server_block=$(cat)
-    cat > "$work/nginx.conf" <<CONF
+    local name=${1:-nginx} workers=${2:-2} http_block
+    http_block=$(cat)
+    cat > "$work/$name.conf" <<CONF
 user root;
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
+worker_processes $workers;
+pid $work/$name.pid;
+error_log $work/$name-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $work/nginx-body;
-    server {
-$server_block
-    }
+    client_body_temp_path $work/$name-body;
+$http_block
 }
 CONF
-    nginx -c "$work/nginx.conf"
+    nginx -c "$work/$name.conf"
+}
+
+# Stops what a benchmark started: its background jobs, every server whose pid file is in $work, and
+# removes $work. Scripts run `trap cleanup EXIT` once they have sourced this file.
+cleanup() {
+    kill $(jobs -p) 2>/dev/null || true
+    for pid_file in "$work"/*.pid; do
+        [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null
+    done
+    rm -rf "$work"
 }

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 duration=${1:-10s}
 connections=${2:-64}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 source benchmarks/lib.sh
+trap cleanup EXIT
 needs wrk
 start_switchboard
 

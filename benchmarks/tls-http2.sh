@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 source benchmarks/lib.sh
+trap cleanup EXIT
 command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null; }
 
@@ -23,12 +23,15 @@ key="$work/data/tls/self-signed-key.pem"
 
 nginx_port=$(free_port)
 start_nginx <<BLOCK
+    server {
         listen 127.0.0.1:$nginx_port ssl http2;
         ssl_certificate $certificate;
         ssl_certificate_key $key;
         ssl_protocols TLSv1.2 TLSv1.3;
         http2_max_concurrent_streams 100;
+        keepalive_requests 100000000;  # NGINX ends a connection after 1000 requests by default
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
 BLOCK
 wait_for "https://127.0.0.1:$nginx_port/healthz" -k
 
@@ -40,7 +43,7 @@ handshakes() {
 streams() {
     h2load -c 10 -m 100 -t 2 -D "$seconds" --warm-up-time 1 "$1" | awk '
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /^finished in/ { rps = $4 + 0 } /^time for request:/ { max = ms($3); mean = ms($4) }
+        /^finished in/ { rps = $4 + 0 } /^time for request:/ { max = ms($5); mean = ms($6) }
         /succeeded,/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed,/) failed = $i }
         END { printf "%.0f %.3f %.3f %s\n", rps, mean, max, failed }'
 }

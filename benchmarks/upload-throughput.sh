@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 rounds=${2:-3}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
 source benchmarks/lib.sh
+trap cleanup EXIT
 needs nginx
 mbps() { awk -v bytes="$1" -v seconds="$2" 'BEGIN { printf "%.0f", bytes / 1048576 / seconds }'; }
 
@@ -25,9 +25,11 @@ bytes=$(stat -c %s "$work/file.bin")
 nginx_port=$(free_port)
 mkdir -p "$work/dav"
 start_nginx <<BLOCK
+    server {
         listen 127.0.0.1:$nginx_port;
         client_max_body_size 0;
         location / { root $work/dav; dav_methods PUT; create_full_put_path on; }
+    }
 BLOCK
 wait_for "http://127.0.0.1:$nginx_port/"
 # Each upload starts with no dirty pages left by the one before, so none pays for another's writeback.

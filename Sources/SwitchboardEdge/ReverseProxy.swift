@@ -67,6 +67,7 @@ struct ReverseProxy: HTTPResponder {
                     "Upstream failed",
                     metadata: [
                         "cluster": "\(cluster.name)", "upstream": "\(upstream.address)", "code": "\(error.code)",
+                        "message": "\(error.message)",
                     ]
                 )
             }

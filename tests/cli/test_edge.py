@@ -99,7 +99,8 @@ def test_trusted_forwarding_headers_are_appended_to(start_edge, upstreams):
 
 def test_sse_streams_through_without_buffering(start_edge, upstreams):
     (a,) = upstreams(1)
-    edge = start_edge({"listeners": [http_listener({"cluster": "main"})], "clusters": [cluster("main", [a])]})
+    edge = start_edge({"listeners": [http_listener({"cluster": "main"}, executionModel="single")],
+                       "clusters": [cluster("main", [a])]})
     stream = subprocess.Popen(["curl", "-s", "-N", f"{edge.url('web')}/sse"], stdout=subprocess.PIPE, text=True)
     arrivals = []
     for line in stream.stdout:
@@ -259,7 +260,8 @@ def test_tcp_listener_pumps_bytes_passes_half_close_and_sends_proxy_protocol(sta
     plain, plain_address = tcp_echo_server()
     proxied, proxied_address = tcp_echo_server(first_lines)
     edge = start_edge({
-        "listeners": [{"name": "l4", "kind": "tcp", "listen": "127.0.0.1:0", "cluster": "echo"},
+        "listeners": [{"name": "l4", "kind": "tcp", "listen": "127.0.0.1:0", "cluster": "echo",
+                       "executionModel": "reuseport"},
                       {"name": "l4proxy", "kind": "tcp", "listen": "127.0.0.1:0", "cluster": "echo-proxied",
                        "proxyProtocol": "v1"}],
         "clusters": [{"name": "echo", "upstreams": [{"address": plain_address}], "healthCheck": {"interval": "1s"}},
@@ -300,7 +302,7 @@ def test_forward_proxy_tunnels_and_relays_and_refuses_what_it_must(start_edge, u
     tls = tls_port(tls_server)
     certificate = tmp_path / "tls-data" / "tls" / "self-signed-cert.pem"
     edge = start_edge({"listeners": [
-        {"name": "open", "kind": "forward", "listen": "127.0.0.1:0",
+        {"name": "open", "kind": "forward", "listen": "127.0.0.1:0", "executionModel": "reuseport",
          "access": {"ports": [a.port, tls], "allowNetworks": ["127.0.0.0/8"]}},
         {"name": "strict", "kind": "forward", "listen": "127.0.0.1:0",
          "access": {"ports": [a.port], "user": "ann", "password": "s3cret"}},
