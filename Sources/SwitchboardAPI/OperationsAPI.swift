@@ -29,13 +29,6 @@ public struct OperationsAPI: Sendable {
                 )
             }
         }
-        router.addImmediate(.GET, "/metrics") { _ in
-            var text: [UInt8] = []
-            registry.emit(into: &text)
-            return Response(
-                headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
-                body: .buffer(ByteBuffer(bytes: text))
-            )
-        }
+        router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
     }
 }

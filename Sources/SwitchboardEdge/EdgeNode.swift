@@ -142,14 +142,7 @@ public final class EdgeNode: Service, Sendable {
         var router = Router(defaultMaxBodyBytes: 1024)
         let registry = self.registry
         router.addImmediate(.GET, "/healthz") { _ in .json(ByteBuffer(string: #"{"status":"ok"}"#)) }
-        router.addImmediate(.GET, "/metrics") { _ in
-            var text: [UInt8] = []
-            registry.emit(into: &text)
-            return Response(
-                headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
-                body: .buffer(ByteBuffer(bytes: text))
-            )
-        }
+        router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
         var engine = EngineConfiguration()
         (engine.host, engine.port) = (host, port)
         let onListening = self.onListening

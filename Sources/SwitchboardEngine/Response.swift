@@ -35,6 +35,16 @@ public struct Response: Sendable {
         Response(status: status, headers: ["Content-Type": "application/json"], body: .buffer(bytes))
     }
 
+    /// Prometheus' text exposition format, written by `emit` (a registry's `emit(into:)`).
+    public static func prometheus(_ emit: (inout [UInt8]) -> Void) -> Response {
+        var text: [UInt8] = []
+        emit(&text)
+        return Response(
+            headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
+            body: .buffer(ByteBuffer(bytes: text))
+        )
+    }
+
     /// The JSON error response for `error`.
     public static func error(_ error: HTTPError) -> Response {
         var response = Response.json(error.jsonBody, status: error.status)
