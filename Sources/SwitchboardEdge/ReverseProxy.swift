@@ -5,9 +5,11 @@ import NIOHTTP1
 import SwitchboardEngine
 
 /// The responder of an `http` listener: routes each request to a cluster, picks an upstream, and passes
-/// the request on with its body streamed and the response streamed back, so SSE and long polls flow as
-/// they are produced and a slow side slows the other instead of filling memory. Idempotent requests
-/// without a body are retried on another upstream within the cluster's retry budget.
+/// the request on. A request without a body runs on its connection's event loop with its upstream
+/// exchange pinned to the same loop (no task, no thread switch); idempotent ones are retried on another
+/// upstream within the cluster's retry budget. A request with a body is streamed to the upstream from a
+/// task as it arrives, and tried once (its body cannot be replayed). Responses stream back as produced
+/// (SSE and long polls flow), and a slow side slows the other instead of filling memory.
 struct ReverseProxy: HTTPResponder {
     let listener: String
     let routes: [EdgeRoute]
@@ -22,80 +24,167 @@ struct ReverseProxy: HTTPResponder {
         guard let route = routes.first(where: { $0.matches(head) }) else {
             return .failure(HTTPError(.notFound, code: "no_route", message: "No route of listener \(listener) matches"))
         }
-        return .handler(
-            .streaming { request, body in try await forward(request, body: body, on: route) },
-            maxBodyBytes: maxBodyBytes,
-            parameters: [:]
-        )
+        let handler: Route.Handler =
+            head.hasBody
+            ? .streaming { request, body in try await forward(request, body: body, on: route) }
+            : .future { request, loop in forward(request, on: route, loop: loop) }
+        return .handler(handler, maxBodyBytes: maxBodyBytes, parameters: [:])
     }
 
+    // MARK: Requests without a body
+
+    private func forward(_ request: Request, on route: EdgeRoute, loop: any EventLoop) -> EventLoopFuture<Response> {
+        let started = NIODeadline.now()
+        route.cluster.retryBudget.recordRequest()
+        let key = hashKey(of: request, in: route.cluster)
+        return attempt(request, in: route.cluster, key: key, tried: [], loop: loop).map { response in
+            record(route, status: response.status, since: started)
+            return response
+        }
+    }
+
+    /// Tries the next upstream, and on failure (or a 502/503/504 whose body was collected) another,
+    /// while the request is idempotent and the attempts and the budget allow.
+    private func attempt(
+        _ request: Request,
+        in cluster: UpstreamCluster,
+        key: String?,
+        tried: [UpstreamTarget],
+        lastFailure: HTTPError? = nil,
+        loop: any EventLoop
+    ) -> EventLoopFuture<Response> {
+        let failure = lastFailure ?? Self.noUpstream(cluster)
+        guard let upstream = cluster.pick(key: key, excluding: tried) else {
+            return loop.makeSucceededFuture(.error(failure))
+        }
+        if !tried.isEmpty {
+            guard request.method.isIdempotent, tried.count <= cluster.retryAttempts, cluster.retryBudget.takeRetry()
+            else { return loop.makeSucceededFuture(.error(failure)) }
+            cluster.metrics.retries(upstream.address).increment()
+        }
+        let tried = tried + [upstream]
+        return send(request, to: upstream, in: cluster, loop: loop).flatMap { response in
+            // A collected 502/503/504 goes to another upstream when one may be tried; else it is the answer.
+            guard [502, 503, 504].contains(response.status.code), case .buffer = response.body,
+                request.method.isIdempotent, tried.count <= cluster.retryAttempts,
+                cluster.pick(key: key, excluding: tried) != nil
+            else { return loop.makeSucceededFuture(response) }
+            cluster.recordFailure(upstream)
+            let answered = HTTPError(
+                .badGateway,
+                code: "upstream_error",
+                message: "\(upstream.address) answered \(response.status.code)"
+            )
+            return attempt(request, in: cluster, key: key, tried: tried, lastFailure: answered, loop: loop)
+        }.flatMapError { error in
+            if let error = error as? HTTPError, error.status == .badRequest {
+                return loop.makeSucceededFuture(.error(error))  // The request's fault: no upstream is to blame.
+            }
+            let error = error as? HTTPError ?? Self.gatewayError(error, upstream: upstream)
+            cluster.recordFailure(upstream)
+            log(error, upstream: upstream, cluster: cluster)
+            return attempt(request, in: cluster, key: key, tried: tried, lastFailure: error, loop: loop)
+        }
+    }
+
+    /// One exchange with `upstream`, driven by AsyncHTTPClient on `loop`; the response is answered once
+    /// its head arrives, within the first-byte timeout.
+    private func send(
+        _ request: Request,
+        to upstream: UpstreamTarget,
+        in cluster: UpstreamCluster,
+        loop: any EventLoop
+    ) -> EventLoopFuture<Response> {
+        let outgoing: HTTPClient.Request
+        do {
+            outgoing = try HTTPClient.Request(
+                url: url(of: request, at: upstream, in: cluster),
+                method: request.method,
+                headers: upstreamHeaders(for: request)
+            )
+        } catch {
+            return loop.makeFailedFuture(
+                HTTPError(.badRequest, code: "invalid_target", message: "\(request.head.uri) cannot be passed on")
+            )
+        }
+        let metrics = cluster.metrics
+        metrics.requests(upstream.address).increment()
+        upstream.begin()
+        metrics.active(upstream.address).increment()
+        let started = NIODeadline.now()
+        let answer = loop.makePromise(of: Response.self)
+        let delegate = UpstreamResponseDelegate(on: loop, isHead: request.method == .HEAD, answer: answer) {
+            upstream.end()
+            metrics.active(upstream.address).decrement()
+        }
+        let task = clients.client(for: cluster).execute(
+            request: outgoing,
+            delegate: delegate,
+            eventLoop: .delegateAndChannel(on: loop),
+            logger: logger
+        )
+        // Not AsyncHTTPClient's deadline: that one would also cut a response that streams for long.
+        let firstByte = loop.scheduleTask(in: cluster.firstByteTimeout) {
+            if !delegate.hasAnswered {
+                delegate.timedOut = true
+                task.cancel()
+            }
+        }
+        return answer.futureResult.map { response in
+            firstByte.cancel()
+            metrics.latency(upstream.address).recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            if response.status.code < 500 {
+                upstream.recordSuccess()
+            }
+            return response
+        }.flatMapErrorThrowing { error in
+            firstByte.cancel()
+            if delegate.timedOut {
+                throw HTTPError(
+                    .gatewayTimeout,
+                    code: "upstream_timeout",
+                    message: "\(upstream.address) did not answer in time"
+                )
+            }
+            throw Self.gatewayError(error, upstream: upstream)
+        }
+    }
+
+    // MARK: Requests with a body
+
+    /// One try, the body streamed from the client to the upstream as it arrives.
     private func forward(_ request: Request, body: RequestBodyStream, on route: EdgeRoute) async throws -> Response {
         let started = NIODeadline.now()
         let cluster = route.cluster
         cluster.retryBudget.recordRequest()
-        let key = hashKey(of: request, in: cluster)
-        let canRetry = request.method.isIdempotent && !request.head.hasBody
-        var tried: [UpstreamTarget] = []
-        var lastFailure = HTTPError(
-            .serviceUnavailable,
-            code: "no_healthy_upstream",
-            message: "No upstream of \(cluster.name) is available"
-        )
-        while let upstream = cluster.pick(key: key, excluding: tried) {
-            if !tried.isEmpty {
-                guard canRetry, tried.count <= cluster.retryAttempts, cluster.retryBudget.takeRetry() else { break }
-                cluster.metrics.retries(upstream.address).increment()
-            }
-            tried.append(upstream)
-            do {
-                let response = try await send(request, body: body, to: upstream, in: cluster)
-                if canRetry, [502, 503, 504].contains(response.status.code), tried.count <= cluster.retryAttempts {
-                    cluster.recordFailure(upstream)
-                    lastFailure = HTTPError(
-                        .badGateway,
-                        code: "upstream_error",
-                        message: "\(upstream.address) answered \(response.status.code)"
-                    )
-                    continue
-                }
-                record(route, status: response.status, since: started)
-                return response
-            } catch let error as HTTPError {
-                cluster.recordFailure(upstream)
-                lastFailure = error
-                logger.warning(
-                    "Upstream failed",
-                    metadata: [
-                        "cluster": "\(cluster.name)", "upstream": "\(upstream.address)", "code": "\(error.code)",
-                        "message": "\(error.message)",
-                    ]
-                )
-            }
+        guard let upstream = cluster.pick(key: hashKey(of: request, in: cluster)) else {
+            record(route, status: .serviceUnavailable, since: started)
+            return .error(Self.noUpstream(cluster))
         }
-        record(route, status: lastFailure.status, since: started)
-        return .error(lastFailure)
+        do {
+            let response = try await stream(request, body: body, to: upstream, in: cluster)
+            record(route, status: response.status, since: started)
+            return response
+        } catch let error as HTTPError {
+            cluster.recordFailure(upstream)
+            log(error, upstream: upstream, cluster: cluster)
+            record(route, status: error.status, since: started)
+            return .error(error)
+        }
     }
 
-    /// One try on `upstream`: the response head within the first-byte timeout, its body streamed after.
-    private func send(
+    /// The response head within the first-byte timeout, its body streamed after.
+    private func stream(
         _ request: Request,
         body: RequestBodyStream,
         to upstream: UpstreamTarget,
         in cluster: UpstreamCluster
     ) async throws -> Response {
-        var outgoing = HTTPClientRequest(url: "\(cluster.scheme)://\(upstream.address)\(request.head.uri)")
+        var outgoing = HTTPClientRequest(url: url(of: request, at: upstream, in: cluster))
         outgoing.method = request.method
-        outgoing.headers = ProxyHeaders.removingHopByHop(request.head.headers)
-        ProxyHeaders.addForwarding(
-            to: &outgoing.headers,
-            client: request.remoteAddress,
-            scheme: scheme,
-            trustIncoming: trustForwarded
-        )
-        if request.head.hasBody {
-            let length = request.head.headers.first(name: "content-length").flatMap(Int.init)
-            outgoing.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
-        }
+        outgoing.headers = upstreamHeaders(for: request)
+        let length = request.head.headers.first(name: "content-length").flatMap(Int64.init)
+        outgoing.body = .stream(body, length: length.map { .known($0) } ?? .unknown)
         let metrics = cluster.metrics
         metrics.requests(upstream.address).increment()
         upstream.begin()
@@ -110,18 +199,14 @@ struct ReverseProxy: HTTPResponder {
             metrics.active(upstream.address).decrement()
             throw Self.gatewayError(error, upstream: upstream)
         }
-        cluster.metrics.latency(upstream.address).recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        metrics.latency(upstream.address).recordNanoseconds((NIODeadline.now() - started).nanoseconds)
         if response.status.code < 500 {
             upstream.recordSuccess()
-        }
-        var headers = ProxyHeaders.removingHopByHop(response.headers)
-        if request.method == .HEAD {
-            headers.remove(name: "content-length")
         }
         let upstreamBody = response.body
         return Response(
             status: response.status,
-            headers: headers,
+            headers: ProxyHeaders.removingHopByHop(response.headers),
             body: .stream { writer in
                 defer {
                     upstream.end()
@@ -131,6 +216,42 @@ struct ReverseProxy: HTTPResponder {
                     try await writer.write(chunk)
                 }
             }
+        )
+    }
+
+    // MARK: Shared
+
+    private func url(of request: Request, at upstream: UpstreamTarget, in cluster: UpstreamCluster) -> String {
+        "\(cluster.scheme)://\(upstream.address)\(request.head.uri)"
+    }
+
+    /// The client's headers less the hop-by-hop ones, with the forwarding headers of this hop.
+    private func upstreamHeaders(for request: Request) -> HTTPHeaders {
+        var headers = ProxyHeaders.removingHopByHop(request.head.headers)
+        ProxyHeaders.addForwarding(
+            to: &headers,
+            client: request.remoteAddress,
+            scheme: scheme,
+            trustIncoming: trustForwarded
+        )
+        return headers
+    }
+
+    private func log(_ error: HTTPError, upstream: UpstreamTarget, cluster: UpstreamCluster) {
+        logger.warning(
+            "Upstream failed",
+            metadata: [
+                "cluster": "\(cluster.name)", "upstream": "\(upstream.address)", "code": "\(error.code)",
+                "message": "\(error.message)",
+            ]
+        )
+    }
+
+    private static func noUpstream(_ cluster: UpstreamCluster) -> HTTPError {
+        HTTPError(
+            .serviceUnavailable,
+            code: "no_healthy_upstream",
+            message: "No upstream of \(cluster.name) is available"
         )
     }
 
