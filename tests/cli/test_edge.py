@@ -413,3 +413,21 @@ def test_tls_upstreams_speak_http2_with_many_requests_on_few_connections(start_e
     # The look at the metrics counts one; the edge's HTTP/2 connection (or a very few) carried the fifty.
     assert accepted_connections(server) - before <= 3
     assert re.search(r"GET /v1/topics/t\d+/messages\?after=0 200", server.output())
+
+
+def test_tls_termination_with_alpn_on_an_http_listener(start_edge, upstreams, start_server, tmp_path):
+    # A development certificate for localhost, made by `switchboard serve --tls-self-signed`.
+    maker = start_server("--data", str(tmp_path / "cert"), "--tls-self-signed", "--tls-listen", "127.0.0.1:0")
+    maker.stop()
+    certificate = tmp_path / "cert" / "tls" / "self-signed-cert.pem"
+    key = tmp_path / "cert" / "tls" / "self-signed-key.pem"
+    (a,) = upstreams(1)
+    edge = start_edge({"listeners": [http_listener({"cluster": "main"}, tls={"cert": str(certificate), "key": str(key)})],
+                       "clusters": [cluster("main", [a])]})
+    base = f"https://localhost:{edge.ports['web']}"
+    for version, alpn in (("--http2", "h2"), ("--http1.1", "http/1.1")):
+        result = subprocess.run(["curl", "-sv", version, "--cacert", str(certificate), f"{base}/secure"],
+                                capture_output=True, text=True)
+        assert f"ALPN: server accepted {alpn}" in result.stderr
+        headers = json.loads(result.stdout)["headers"]
+        assert headers["X-Forwarded-Proto"] == "https" and json.loads(result.stdout)["path"] == "/secure"
