@@ -208,6 +208,31 @@ def test_a_hanging_upstream_trips_the_first_byte_timeout(start_edge):
     hanging.close()
 
 
+def test_an_upstream_that_goes_silent_mid_response_trips_the_idle_timeout(start_edge):
+    stalling = socket.socket()
+    stalling.bind(("127.0.0.1", 0))
+    stalling.listen(4)
+    held = []
+
+    def serve():
+        conn, _ = stalling.accept()
+        held.append(conn)
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"127.0.0.1:{stalling.getsockname()[1]}"
+    edge = start_edge({"listeners": [http_listener({"cluster": "silent"})],
+                       "clusters": [{"name": "silent", "upstreams": [{"address": address}],
+                                     "timeouts": {"idle": "1s"}}]})
+    started = time.monotonic()
+    result = subprocess.run(["curl", "-s", "-N", "--max-time", "10", f"{edge.url('web')}/stream"],
+                            capture_output=True, text=True)
+    assert result.stdout == "hello" and result.returncode != 0  # the stream is cut, not ended cleanly
+    assert 0.9 < time.monotonic() - started < 5
+    stalling.close()
+
+
 SMUGGLING = {
     "CL.TE": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
     "TE.CL": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
