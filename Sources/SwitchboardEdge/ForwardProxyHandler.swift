@@ -267,15 +267,24 @@ private struct Target: Sendable {
     }
 }
 
-/// Writes whatever the origin sends to the client as it is, flushed at the end of each read. (Unlike a
-/// tunnel, this relay does not yet stop reading the origin while the client is slow.)
-private final class RawRelay: ChannelInboundHandler {
+/// Writes whatever the origin sends to the client as it is, and reads the origin only while the client
+/// can take more (its watcher says when it can again).
+private final class RawRelay: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Never
 
     private let client: any Channel
+    private var context: ChannelHandlerContext?
+    private var readPending = false
 
     init(to client: any Channel) {
         self.client = client
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let watcher = WritabilityWatcher { [weak self] in self?.clientBecameWritable() }
+        try? client.pipeline.syncOperations.addHandler(watcher)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -286,7 +295,39 @@ private final class RawRelay: ChannelInboundHandler {
         client.flush()
     }
 
+    func read(context: ChannelHandlerContext) {
+        if client.isWritable {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    private func clientBecameWritable() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+}
+
+/// Tells its owner when its channel becomes writable again.
+private final class WritabilityWatcher: ChannelInboundHandler {
+    typealias InboundIn = Any
+
+    private let becameWritable: () -> Void
+
+    init(_ becameWritable: @escaping () -> Void) {
+        self.becameWritable = becameWritable
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            becameWritable()
+        }
+        context.fireChannelWritabilityChanged()
     }
 }
