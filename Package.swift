@@ -200,6 +200,7 @@ let package = Package(
             name: "SwitchboardEdgeTests",
             dependencies: [
                 "SwitchboardEdge", "SwitchboardEngine",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

@@ -118,7 +118,11 @@ public final class EdgeNode: Service, Sendable {
         if listener.kind == .tcp {
             return runtime.tcpProxies[listener.name]!.initialize(channel)
         }
-        metrics.accepted(listener: listener.name).increment()
+        if let metrics = runtime.forwardMetrics[listener.name] {
+            metrics.accepted.increment()
+            metrics.active.increment()
+            channel.closeFuture.whenComplete { _ in metrics.active.decrement() }
+        }
         return channel.eventLoop.makeCompletedFuture {
             let encoder = HTTPResponseEncoder()
             let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))

@@ -7,9 +7,11 @@ struct EdgeRoute: Sendable {
     let pathPrefix: String
     let header: EdgeConfiguration.HeaderMatch?
     let cluster: UpstreamCluster
+    let metrics: RouteMetrics
 
-    init(_ route: EdgeConfiguration.Route, index: Int, cluster: UpstreamCluster) {
+    init(_ route: EdgeConfiguration.Route, index: Int, cluster: UpstreamCluster, metrics: RouteMetrics) {
         name = "\(index):\(route.cluster)"
+        self.metrics = metrics
         host = route.host?.lowercased()
         pathPrefix = route.pathPrefix ?? "/"
         header = route.header

@@ -15,6 +15,8 @@ struct EdgeRuntime: Sendable {
     let reverseProxies: [String: ReverseProxy]
     let tcpProxies: [String: TCPProxy]
     let forwardRules: [String: ForwardProxyHandler.Rules]
+    /// Of the `forward` listeners.
+    let forwardMetrics: [String: ListenerMetrics]
 
     /// - Precondition: `configuration` has no problems.
     init(
@@ -45,19 +47,24 @@ struct EdgeRuntime: Sendable {
         var reverseProxies: [String: ReverseProxy] = [:]
         var tcpProxies: [String: TCPProxy] = [:]
         var forwardRules: [String: ForwardProxyHandler.Rules] = [:]
+        var forwardMetrics: [String: ListenerMetrics] = [:]
         for listener in configuration.listeners {
             switch listener.kind {
             case .http:
                 reverseProxies[listener.name] = ReverseProxy(
                     listener: listener.name,
                     routes: (listener.routes ?? []).enumerated().map { index, route in
-                        EdgeRoute(route, index: index, cluster: clusters[route.cluster]!)
+                        EdgeRoute(
+                            route,
+                            index: index,
+                            cluster: clusters[route.cluster]!,
+                            metrics: metrics.route("\(index):\(route.cluster)", listener: listener.name)
+                        )
                     },
                     clients: clients,
                     scheme: listener.tls == nil ? "http" : "https",
                     trustForwarded: listener.trustForwarded ?? false,
                     maxBodyBytes: listener.maxBodyBytes ?? 1 << 30,
-                    metrics: metrics,
                     logger: logger
                 )
             case .tcp:
@@ -65,12 +72,13 @@ struct EdgeRuntime: Sendable {
                     listener: listener.name,
                     cluster: clusters[listener.cluster!]!,
                     proxyProtocol: listener.proxyProtocol.flatMap(ProxyProtocolHeader.Version.init(rawValue:)),
-                    metrics: metrics,
+                    metrics: metrics.listener(listener.name),
                     logger: logger,
                     accessLogger: accessLogger
                 )
             case .forward:
                 let access = listener.access
+                forwardMetrics[listener.name] = metrics.listener(listener.name)
                 forwardRules[listener.name] = ForwardProxyHandler.Rules(
                     ports: Set(access?.ports ?? [80, 443]),
                     allowedNetworks: (access?.allowNetworks ?? []).compactMap(IPNetwork.init),
@@ -84,6 +92,7 @@ struct EdgeRuntime: Sendable {
         self.reverseProxies = reverseProxies
         self.tcpProxies = tcpProxies
         self.forwardRules = forwardRules
+        self.forwardMetrics = forwardMetrics
     }
 
     /// The listeners' names, kinds and addresses: what a reload cannot change.

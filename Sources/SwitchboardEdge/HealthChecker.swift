@@ -21,7 +21,7 @@ struct HealthChecker: Sendable {
     func run() async {
         guard let rules = cluster.healthCheck else { return }
         for upstream in cluster.upstreams {
-            cluster.metrics.healthy(upstream.address).record(1)
+            upstream.metrics.healthy.record(1)
         }
         while !Task.isCancelled {
             await withTaskGroup(of: Void.self) { group in
@@ -42,7 +42,7 @@ struct HealthChecker: Sendable {
                 unhealthyAfter: rules.unhealthyAfter
             )
         else { return }
-        cluster.metrics.healthy(upstream.address).record(healthy ? 1 : 0)
+        upstream.metrics.healthy.record(healthy ? 1 : 0)
         logger.notice(
             healthy ? "Upstream healthy again" : "Upstream unhealthy",
             metadata: ["cluster": "\(cluster.name)", "upstream": "\(upstream.address)"]

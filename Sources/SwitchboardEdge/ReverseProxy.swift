@@ -17,7 +17,6 @@ struct ReverseProxy: HTTPResponder {
     let scheme: String
     let trustForwarded: Bool
     let maxBodyBytes: Int
-    let metrics: EdgeMetrics
     let logger: Logger
 
     func route(_ head: HTTPRequestHead) -> RouteMatch {
@@ -60,7 +59,7 @@ struct ReverseProxy: HTTPResponder {
         if !tried.isEmpty {
             guard request.method.isIdempotent, tried.count <= cluster.retryAttempts, cluster.retryBudget.takeRetry()
             else { return loop.makeSucceededFuture(.error(failure)) }
-            cluster.metrics.retries(upstream.address).increment()
+            upstream.metrics.retries.increment()
         }
         let tried = tried + [upstream]
         return send(request, to: upstream, in: cluster, loop: loop).flatMap { response in
@@ -107,15 +106,11 @@ struct ReverseProxy: HTTPResponder {
                 HTTPError(.badRequest, code: "invalid_target", message: "\(request.head.uri) cannot be passed on")
             )
         }
-        let metrics = cluster.metrics
-        metrics.requests(upstream.address).increment()
         upstream.begin()
-        metrics.active(upstream.address).increment()
         let started = NIODeadline.now()
         let answer = loop.makePromise(of: Response.self)
         let delegate = UpstreamResponseDelegate(on: loop, isHead: request.method == .HEAD, answer: answer) {
             upstream.end()
-            metrics.active(upstream.address).decrement()
         }
         let task = clients.client(for: cluster).execute(
             request: outgoing,
@@ -132,7 +127,7 @@ struct ReverseProxy: HTTPResponder {
         }
         return answer.futureResult.map { response in
             firstByte.cancel()
-            metrics.latency(upstream.address).recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            upstream.metrics.latency.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
             if response.status.code < 500 {
                 upstream.recordSuccess()
             }
@@ -185,10 +180,7 @@ struct ReverseProxy: HTTPResponder {
         outgoing.headers = upstreamHeaders(for: request)
         let length = request.head.headers.first(name: "content-length").flatMap(Int64.init)
         outgoing.body = .stream(body, length: length.map { .known($0) } ?? .unknown)
-        let metrics = cluster.metrics
-        metrics.requests(upstream.address).increment()
         upstream.begin()
-        metrics.active(upstream.address).increment()
         let started = NIODeadline.now()
         let response: HTTPClientResponse
         do {
@@ -196,10 +188,9 @@ struct ReverseProxy: HTTPResponder {
                 .execute(outgoing, deadline: .now() + cluster.firstByteTimeout, logger: logger)
         } catch {
             upstream.end()
-            metrics.active(upstream.address).decrement()
             throw Self.gatewayError(error, upstream: upstream)
         }
-        metrics.latency(upstream.address).recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        upstream.metrics.latency.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
         if response.status.code < 500 {
             upstream.recordSuccess()
         }
@@ -208,10 +199,7 @@ struct ReverseProxy: HTTPResponder {
             status: response.status,
             headers: ProxyHeaders.removingHopByHop(response.headers),
             body: .stream { writer in
-                defer {
-                    upstream.end()
-                    metrics.active(upstream.address).decrement()
-                }
+                defer { upstream.end() }
                 for try await chunk in upstreamBody {
                     try await writer.write(chunk)
                 }
@@ -270,11 +258,7 @@ struct ReverseProxy: HTTPResponder {
     }
 
     private func record(_ route: EdgeRoute, status: HTTPResponseStatus, since started: NIODeadline) {
-        let statusClass = "\(min(max(Int(status.code) / 100, 1), 5))xx"
-        metrics.requests(listener: listener, route: route.name, statusClass: statusClass).increment()
-        metrics.latency(listener: listener, route: route.name).recordNanoseconds(
-            (NIODeadline.now() - started).nanoseconds
-        )
+        route.metrics.record(status: Int(status.code), nanoseconds: (NIODeadline.now() - started).nanoseconds)
     }
 
     /// The client-facing error for a try that got no response head.

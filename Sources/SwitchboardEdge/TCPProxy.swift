@@ -9,16 +9,15 @@ struct TCPProxy: Sendable {
     let listener: String
     let cluster: UpstreamCluster
     let proxyProtocol: ProxyProtocolHeader.Version?
-    let metrics: EdgeMetrics
+    let metrics: ListenerMetrics
     let logger: Logger
     /// One line per connection when it closes; `nil` for none.
     let accessLogger: Logger?
 
     func initialize(_ inbound: any Channel) -> EventLoopFuture<Void> {
-        metrics.accepted(listener: listener).increment()
-        let active = metrics.active(listener: listener)
-        active.increment()
-        inbound.closeFuture.whenComplete { _ in active.decrement() }
+        metrics.accepted.increment()
+        metrics.active.increment()
+        inbound.closeFuture.whenComplete { [metrics] _ in metrics.active.decrement() }
         // The client's half joins at once and reads nothing until the upstream's half joins it.
         let (client, server) = GlueHandler.matchedPair()
         GlueHandler.logWhenClosed(
@@ -44,7 +43,6 @@ struct TCPProxy: Sendable {
             inbound.close(promise: nil)
             return
         }
-        cluster.metrics.requests(upstream.address).increment()
         ClientBootstrap(group: inbound.eventLoop)
             .connectTimeout(cluster.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -69,12 +67,7 @@ struct TCPProxy: Sendable {
     ) {
         upstream.begin()
         upstream.recordSuccess()
-        let active = cluster.metrics.active(upstream.address)
-        active.increment()
-        outbound.closeFuture.whenComplete { _ in
-            upstream.end()
-            active.decrement()
-        }
+        outbound.closeFuture.whenComplete { _ in upstream.end() }
         if let proxyProtocol {
             let header = ProxyProtocolHeader.make(
                 proxyProtocol,

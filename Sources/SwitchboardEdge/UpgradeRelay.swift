@@ -44,7 +44,6 @@ struct UpgradeRelay: Sendable {
             scheme: proxy.scheme,
             trustIncoming: proxy.trustForwarded
         )
-        cluster.metrics.requests(upstream.address).increment()
         return ClientBootstrap(group: loop)
             .connectTimeout(cluster.connectTimeout)
             .channelInitializer { channel in

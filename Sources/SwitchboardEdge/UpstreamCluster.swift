@@ -19,7 +19,6 @@ final class UpstreamCluster: Sendable {
     let retryBudget: RetryBudget
     let maxConnectionsPerUpstream: Int
     let tls: EdgeConfiguration.UpstreamTLS?
-    let metrics: EdgeMetrics.ClusterMetrics
 
     struct HealthCheckRules: Sendable {
         var path: String
@@ -37,7 +36,13 @@ final class UpstreamCluster: Sendable {
         name = configuration.name
         upstreams = configuration.upstreams.map { upstream in
             let (host, port) = SettingValue.hostAndPort(upstream.address)!
-            return UpstreamTarget(address: upstream.address, host: host, port: port, weight: upstream.weight ?? 1)
+            return UpstreamTarget(
+                address: upstream.address,
+                host: host,
+                port: port,
+                weight: upstream.weight ?? 1,
+                metrics: metrics.upstream(upstream.address, cluster: configuration.name)
+            )
         }
         let algorithm = configuration.balance.flatMap(BalancingAlgorithm.init(rawValue:)) ?? .roundRobin
         balancer = algorithm.makeBalancer(for: upstreams)
@@ -60,7 +65,6 @@ final class UpstreamCluster: Sendable {
         retryBudget = RetryBudget(share: configuration.retries?.budget ?? 0.2)
         maxConnectionsPerUpstream = configuration.maxConnectionsPerUpstream ?? 64
         tls = configuration.tls
-        self.metrics = metrics.cluster(name, upstreams: upstreams.map(\.address))
     }
 
     /// `http` or `https`: how requests reach the upstreams.
@@ -77,9 +81,9 @@ final class UpstreamCluster: Sendable {
 
     /// Counts a failed request or connection on `upstream`, ejecting it after too many in a row.
     func recordFailure(_ upstream: UpstreamTarget) {
-        metrics.errors(upstream.address).increment()
+        upstream.metrics.errors.increment()
         if upstream.recordFailure(ejectAfter: ejectAfterFailures, for: ejectFor) {
-            metrics.ejections(upstream.address).increment()
+            upstream.metrics.ejections.increment()
         }
     }
 }

@@ -8,6 +8,7 @@ final class UpstreamTarget: Sendable {
     let host: String
     let port: Int
     let weight: Int
+    let metrics: UpstreamMetrics
 
     private struct State {
         var inFlight = 0
@@ -20,11 +21,12 @@ final class UpstreamTarget: Sendable {
 
     private let state = Mutex(State())
 
-    init(address: String, host: String, port: Int, weight: Int) {
+    init(address: String, host: String, port: Int, weight: Int, metrics: UpstreamMetrics) {
         self.address = address
         self.host = host
         self.port = port
         self.weight = weight
+        self.metrics = metrics
     }
 
     /// Requests (or connections) being served by this upstream.
@@ -46,8 +48,17 @@ final class UpstreamTarget: Sendable {
 
     var isHealthy: Bool { state.withLock { $0.healthy } }
 
-    func begin() { state.withLock { $0.inFlight += 1 } }
-    func end() { state.withLock { $0.inFlight -= 1 } }
+    /// A request or connection starts: counted, and in flight until `end`.
+    func begin() {
+        metrics.requests.increment()
+        metrics.active.increment()
+        state.withLock { $0.inFlight += 1 }
+    }
+
+    func end() {
+        metrics.active.decrement()
+        state.withLock { $0.inFlight -= 1 }
+    }
 
     func recordSuccess() { state.withLock { $0.consecutiveFailures = 0 } }
 

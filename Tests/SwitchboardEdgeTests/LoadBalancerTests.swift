@@ -1,3 +1,4 @@
+import CoreMetrics
 import Testing
 
 @testable import SwitchboardEdge
@@ -9,7 +10,11 @@ import Testing
                 address: "10.0.0.\(index):80",
                 host: "10.0.0.\(index)",
                 port: 80,
-                weight: weights?[index] ?? 1
+                weight: weights?[index] ?? 1,
+                metrics: EdgeMetrics(factory: NOOPMetricsHandler.instance).upstream(
+                    "10.0.0.\(index):80",
+                    cluster: "test"
+                )
             )
         }
     }
