@@ -5,9 +5,10 @@ import NIOHTTP1
 import SwitchboardEngine
 
 /// The responder of an `http` listener: routes each request to a cluster, picks an upstream, and passes
-/// the request on. A request without a body runs on its connection's event loop with its upstream
-/// exchange pinned to the same loop (no task, no thread switch); idempotent ones are retried on another
-/// upstream within the cluster's retry budget. A request with a body is streamed to the upstream from a
+/// the request on. A request without a body is handled on its connection's event loop without a task:
+/// AsyncHTTPClient calls back on that loop (its connection may run on another: pinning both made its
+/// pool open a connection per request); idempotent ones are retried on another upstream within the
+/// cluster's retry budget. A request with a body is streamed to the upstream from a
 /// task as it arrives, and tried once (its body cannot be replayed). Responses stream back as produced
 /// (SSE and long polls flow), and a slow side slows the other instead of filling memory.
 struct ReverseProxy: HTTPResponder {
@@ -86,8 +87,8 @@ struct ReverseProxy: HTTPResponder {
         }
     }
 
-    /// One exchange with `upstream`, driven by AsyncHTTPClient on `loop`; the response is answered once
-    /// its head arrives, within the first-byte timeout.
+    /// One exchange with `upstream`, whose progress AsyncHTTPClient reports on `loop`; the response is
+    /// answered once its head arrives, within the first-byte timeout.
     private func send(
         _ request: Request,
         to upstream: UpstreamTarget,
@@ -115,7 +116,7 @@ struct ReverseProxy: HTTPResponder {
         let task = clients.client(for: cluster).execute(
             request: outgoing,
             delegate: delegate,
-            eventLoop: .delegateAndChannel(on: loop),
+            eventLoop: .delegate(on: loop),
             logger: logger
         )
         // Not AsyncHTTPClient's deadline: that one would also cut a response that streams for long.

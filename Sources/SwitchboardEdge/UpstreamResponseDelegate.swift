@@ -5,7 +5,7 @@ import SwitchboardEngine
 
 /// Receives one upstream response on the client connection's own event loop and turns it into the
 /// engine's `Response` as soon as its head arrives. A small body of known length is collected and sent
-/// whole (no task, no thread switch); any other body (chunked, SSE, large) is streamed: each chunk is
+/// whole (no task); any other body (chunked, SSE, large) is streamed: each chunk is
 /// handed to the engine's writer and the next is read only once it has been written, so a slow client
 /// slows the upstream instead of filling memory.
 final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sendable {
