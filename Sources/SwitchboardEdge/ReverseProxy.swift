@@ -95,47 +95,55 @@ struct ReverseProxy: HTTPResponder {
         in cluster: UpstreamCluster,
         loop: any EventLoop
     ) -> EventLoopFuture<Response> {
-        let outgoing: HTTPClient.Request
-        do {
-            outgoing = try HTTPClient.Request(
-                url: url(of: request, at: upstream, in: cluster),
-                method: request.method,
-                headers: upstreamHeaders(for: request)
-            )
-        } catch {
-            return loop.makeFailedFuture(
-                HTTPError(.badRequest, code: "invalid_target", message: "\(request.head.uri) cannot be passed on")
-            )
+        let pool = clients.pool(for: cluster).flatMap { $0.serves(loop) ? $0 : nil }
+        var outgoing: HTTPClient.Request?
+        if pool == nil {
+            do {
+                outgoing = try HTTPClient.Request(
+                    url: url(of: request, at: upstream, in: cluster),
+                    method: request.method,
+                    headers: upstreamHeaders(for: request)
+                )
+            } catch {
+                return loop.makeFailedFuture(
+                    HTTPError(.badRequest, code: "invalid_target", message: "\(request.head.uri) cannot be passed on")
+                )
+            }
         }
         upstream.begin()
         let started = NIODeadline.now()
         let answer = loop.makePromise(of: Response.self)
-        let delegate = UpstreamResponseDelegate(on: loop, isHead: request.method == .HEAD, answer: answer) {
+        let response = UpstreamResponse(on: loop, isHead: request.method == .HEAD, answer: answer) {
             upstream.end()
         }
-        let task = clients.client(for: cluster).execute(
-            request: outgoing,
-            delegate: delegate,
-            eventLoop: .delegate(on: loop),
-            logger: logger
-        )
+        if let pool {
+            exchange(request, with: upstream, over: pool, answering: response, on: loop)
+        } else if let outgoing {
+            let task = clients.client(for: cluster).execute(
+                request: outgoing,
+                delegate: UpstreamResponseDelegate(response),
+                eventLoop: .delegate(on: loop),
+                logger: logger
+            )
+            response.cancel = { task.cancel() }
+        }
         // Not AsyncHTTPClient's deadline: that one would also cut a response that streams for long.
         let firstByte = loop.scheduleTask(in: cluster.firstByteTimeout) {
-            if !delegate.hasAnswered {
-                delegate.timedOut = true
-                task.cancel()
+            if !response.hasAnswered {
+                response.timedOut = true
+                response.cancel()
             }
         }
-        return answer.futureResult.map { response in
+        return answer.futureResult.map { answered in
             firstByte.cancel()
             upstream.metrics.latency.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
-            if response.status.code < 500 {
+            if answered.status.code < 500 {
                 upstream.recordSuccess()
             }
-            return response
+            return answered
         }.flatMapErrorThrowing { error in
             firstByte.cancel()
-            if delegate.timedOut {
+            if response.timedOut || error is UpstreamExchangeHandler.Silent {
                 throw HTTPError(
                     .gatewayTimeout,
                     code: "upstream_timeout",
@@ -143,6 +151,47 @@ struct ReverseProxy: HTTPResponder {
                 )
             }
             throw Self.gatewayError(error, upstream: upstream)
+        }
+    }
+
+    /// The request over a connection of the edge's own pool on `loop`: an idle one if there is one (and a
+    /// fresh one if that turns out closed), else a new one.
+    private func exchange(
+        _ request: Request,
+        with upstream: UpstreamTarget,
+        over pool: UpstreamConnectionPool,
+        answering response: UpstreamResponse,
+        on loop: any EventLoop
+    ) {
+        var head = HTTPRequestHead(
+            version: .http1_1,
+            method: request.method,
+            uri: request.head.uri,
+            headers: upstreamHeaders(for: request)
+        )
+        if !head.headers.contains(name: "host") {
+            head.headers.add(name: "Host", value: upstream.address)
+        }
+        let outgoing = head
+        func send(over connection: UpstreamConnection, ifStale: (() -> Void)?) {
+            response.cancel = { connection.channel.close(promise: nil) }
+            connection.send(outgoing, to: response, ifStale: ifStale)
+        }
+        func sendOverFreshConnection() {
+            pool.connect(upstream, on: loop).whenComplete { result in
+                switch result {
+                case .success(let connection): send(over: connection, ifStale: nil)
+                case .failure(let error): response.receiveError(error)
+                }
+            }
+        }
+        pool.lease(upstream, on: loop).whenComplete { result in
+            switch result {
+            case .success(let (connection, reused)):
+                send(over: connection, ifStale: reused ? sendOverFreshConnection : nil)
+            case .failure(let error):
+                response.receiveError(error)
+            }
         }
     }
 

@@ -3,15 +3,26 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// One HTTP client per cluster, with the cluster's connect and idle timeouts and keep-alive pool, on
-/// the edge's event loops. With TLS, HTTP/2 is used where an upstream offers it (ALPN): the client's
+/// For each cluster, an AsyncHTTPClient with the cluster's connect and idle timeouts and keep-alive pool
+/// (requests with bodies, TLS upstreams), and for cleartext clusters the edge's own per-event-loop pool
+/// (requests without a body, the common case, with no task or thread switch). With TLS, HTTP/2 is used where an upstream offers it (ALPN): the client's
 /// requests are then streams of few connections.
 final class UpstreamClients: Sendable {
     private let clients: [String: HTTPClient]
+    private let pools: [String: UpstreamConnectionPool]
 
     init(clusters: [UpstreamCluster], eventLoopGroup: any EventLoopGroup) {
         var clients: [String: HTTPClient] = [:]
+        var pools: [String: UpstreamConnectionPool] = [:]
         for cluster in clusters {
+            if cluster.tls == nil {
+                pools[cluster.name] = UpstreamConnectionPool(
+                    eventLoopGroup: eventLoopGroup,
+                    maxIdlePerUpstream: cluster.maxConnectionsPerUpstream,
+                    connectTimeout: cluster.connectTimeout,
+                    idleTimeout: cluster.idleTimeout
+                )
+            }
             var configuration = HTTPClient.Configuration()
             configuration.timeout = .init(connect: cluster.connectTimeout, read: cluster.idleTimeout)
             configuration.connectionPool = .init(
@@ -33,6 +44,12 @@ final class UpstreamClients: Sendable {
             )
         }
         self.clients = clients
+        self.pools = pools
+    }
+
+    /// The edge's own keep-alive pool for a cleartext cluster's requests without a body; `nil` for TLS.
+    func pool(for cluster: UpstreamCluster) -> UpstreamConnectionPool? {
+        pools[cluster.name]
     }
 
     func client(for cluster: UpstreamCluster) -> HTTPClient {

@@ -3,14 +3,13 @@ import NIOCore
 import NIOHTTP1
 import SwitchboardEngine
 
-/// Receives one upstream response on the client connection's own event loop and turns it into the
-/// engine's `Response` as soon as its head arrives. A small body of known length is collected and sent
-/// whole (no task); any other body (chunked, SSE, large) is streamed: each chunk is
-/// handed to the engine's writer and the next is read only once it has been written, so a slow client
-/// slows the upstream instead of filling memory.
-final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sendable {
-    typealias Response = Void
-
+/// Receives one upstream response, part by part on the client connection's event loop, and turns it into
+/// the engine's `Response` as soon as its head arrives. A small body of known length is collected and sent
+/// whole (no task); any other body (chunked, SSE, large) is streamed: each chunk is handed to the
+/// engine's writer and the next is read only once it has been written, so a slow client slows the
+/// upstream instead of filling memory. The parts come from the edge's own upstream connections or, as
+/// an AsyncHTTPClient delegate, from its pools.
+final class UpstreamResponse: @unchecked Sendable {
     /// Bodies up to this size with a `Content-Length` are collected and sent whole.
     static let collectLimit = 256 * 1024
 
@@ -25,6 +24,8 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
     private let isHead: Bool
     private let answer: EventLoopPromise<SwitchboardEngine.Response>
     private let finished: @Sendable () -> Void
+    /// Stops the exchange when the client goes while the body streams.
+    var cancel: @Sendable () -> Void = {}
     private var mode = Mode.awaitingHead
     /// Whether the client's response has been decided (a head arrived, or the exchange failed).
     private(set) var hasAnswered = false
@@ -46,16 +47,17 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
         self.finished = finished
     }
 
-    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    func receiveHead(_ head: HTTPResponseHead) {
         hasAnswered = true
         let length = head.headers.first(name: "content-length").flatMap(Int.init)
         if isHead || head.status == .noContent || head.status == .notModified
             || length.map({ $0 <= Self.collectLimit }) == true
         {
             mode = .collecting(head, ByteBuffer())
-            return eventLoop.makeSucceededVoidFuture()
+            return
         }
         let (chunks, continuation) = AsyncThrowingStream<(ByteBuffer, EventLoopPromise<Void>), any Error>.makeStream()
+        let cancel = self.cancel
         mode = .streaming(continuation)
         answer.succeed(
             SwitchboardEngine.Response(
@@ -73,16 +75,16 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
                             }
                         }
                     } catch {
-                        task.cancel()  // The client went: the upstream connection is not read further.
+                        cancel()  // The client went: the upstream is not read further.
                         throw error
                     }
                 }
             )
         )
-        return eventLoop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+    /// A part of the body; the next may be read once the returned future completes.
+    func receiveBody(_ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         switch mode {
         case .collecting(let head, var body):
             body.writeImmutableBuffer(buffer)
@@ -99,7 +101,7 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
         }
     }
 
-    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+    func receiveError(_ error: any Error) {
         hasAnswered = true
         switch mode {
         case .awaitingHead, .collecting:
@@ -113,7 +115,7 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
         finished()
     }
 
-    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+    func receiveEnd() {
         switch mode {
         case .collecting(let head, let body):
             answer.succeed(
@@ -130,5 +132,33 @@ final class UpstreamResponseDelegate: HTTPClientResponseDelegate, @unchecked Sen
         }
         mode = .done
         finished()
+    }
+}
+
+/// AsyncHTTPClient's view of an `UpstreamResponse`.
+final class UpstreamResponseDelegate: HTTPClientResponseDelegate {
+    typealias Response = Void
+
+    let response: UpstreamResponse
+
+    init(_ response: UpstreamResponse) {
+        self.response = response
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        response.receiveHead(head)
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        response.receiveBody(buffer)
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        response.receiveError(error)
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        response.receiveEnd()
     }
 }
