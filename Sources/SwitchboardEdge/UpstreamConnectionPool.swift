@@ -47,7 +47,6 @@ final class UpstreamConnectionPool: Sendable {
         return ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = UpstreamExchangeHandler(idleTimeout: idleTimeout)
@@ -107,11 +106,13 @@ struct UpstreamConnection: @unchecked Sendable {
 }
 
 /// Runs one exchange at a time on an upstream connection: hands the response's parts to the waiting
-/// `UpstreamResponse`, reads the next bytes only when it is ready for them, and when the response has
+/// `UpstreamResponse`, holds back reading while it is not ready for more (the connection otherwise reads
+/// as bytes come, idle ones too, so that an upstream's close is seen at once), and when the response has
 /// ended puts the connection back in its pool (or closes it, when either side said `Connection: close`).
 /// Silence longer than the idle timeout while an exchange runs fails it.
-final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
 
     struct Closed: Error {}
     struct Silent: Error {}
@@ -123,6 +124,7 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
     private var ifStale: (() -> Void)?
     private var keepAlive = true
     private var paused = false
+    private var readHeld = false
     private var idleCheck: Scheduled<Void>?
     private var lastRead = NIODeadline.now()
 
@@ -140,7 +142,6 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
         keepAlive = true
         lastRead = .now()
         armIdleCheck()
-        context?.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -160,7 +161,8 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
                 self.lastRead = .now()
                 if case .failure = result {
                     context.close(promise: nil)
-                } else if self.response != nil {
+                } else if self.readHeld {
+                    self.readHeld = false
                     context.read()
                 }
             }
@@ -176,8 +178,10 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if response != nil && !paused {
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readHeld = true
+        } else {
             context.read()
         }
     }
