@@ -58,6 +58,9 @@ final class UpstreamClients: Sendable {
 
     /// Closes every pool once the requests in flight are done.
     func shutdown() async {
+        for pool in pools.values {
+            pool.closeIdle()
+        }
         for client in clients.values {
             try? await client.shutdown()
         }

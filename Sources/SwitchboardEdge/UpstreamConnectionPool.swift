@@ -40,6 +40,13 @@ final class UpstreamConnectionPool: Sendable {
         return connect(upstream, on: loop).map { ($0, false) }
     }
 
+    /// Closes the idle connections of every loop (when a reload has replaced this pool).
+    func closeIdle() {
+        for box in loops.values {
+            box.eventLoop.execute { box.value.closeAll() }
+        }
+    }
+
     /// A new connection to `upstream` on `loop`.
     func connect(_ upstream: UpstreamTarget, on loop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
         let idleTimeout = self.idleTimeout
@@ -79,6 +86,13 @@ private final class LoopPool {
             if connection.channel.isActive { return connection }
         }
         return nil
+    }
+
+    func closeAll() {
+        for connection in idle.values.joined() {
+            connection.channel.close(promise: nil)
+        }
+        idle.removeAll()
     }
 
     func putIdle(_ connection: UpstreamConnection, address: String) {
