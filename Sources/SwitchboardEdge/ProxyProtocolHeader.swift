@@ -34,16 +34,16 @@ enum ProxyProtocolHeader {
             buffer.writeInteger(UInt8(0x21))  // version 2, PROXY
             buffer.writeInteger(UInt8(0x11))  // AF_INET, STREAM
             buffer.writeInteger(UInt16(12))
-            withUnsafeBytes(of: from.address.sin_addr) { buffer.writeBytes($0) }
-            withUnsafeBytes(of: to.address.sin_addr) { buffer.writeBytes($0) }
+            withUnsafeBytes(of: from.address.sin_addr) { _ = buffer.writeBytes($0) }
+            withUnsafeBytes(of: to.address.sin_addr) { _ = buffer.writeBytes($0) }
             buffer.writeInteger(UInt16(bigEndian: from.address.sin_port), endianness: .big)
             buffer.writeInteger(UInt16(bigEndian: to.address.sin_port), endianness: .big)
         case (.v6(let from), .v6(let to)):
             buffer.writeInteger(UInt8(0x21))
             buffer.writeInteger(UInt8(0x21))  // AF_INET6, STREAM
             buffer.writeInteger(UInt16(36))
-            withUnsafeBytes(of: from.address.sin6_addr) { buffer.writeBytes($0) }
-            withUnsafeBytes(of: to.address.sin6_addr) { buffer.writeBytes($0) }
+            withUnsafeBytes(of: from.address.sin6_addr) { _ = buffer.writeBytes($0) }
+            withUnsafeBytes(of: to.address.sin6_addr) { _ = buffer.writeBytes($0) }
             buffer.writeInteger(UInt16(bigEndian: from.address.sin6_port), endianness: .big)
             buffer.writeInteger(UInt16(bigEndian: to.address.sin6_port), endianness: .big)
         default:

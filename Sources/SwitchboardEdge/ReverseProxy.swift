@@ -173,11 +173,11 @@ struct ReverseProxy: HTTPResponder {
             head.headers.add(name: "Host", value: upstream.address)
         }
         let outgoing = head
-        func send(over connection: UpstreamConnection, ifStale: (() -> Void)?) {
+        @Sendable func send(over connection: UpstreamConnection, ifStale: (@Sendable () -> Void)?) {
             response.cancel = { connection.channel.close(promise: nil) }
             connection.send(outgoing, to: response, ifStale: ifStale)
         }
-        func sendOverFreshConnection() {
+        @Sendable func sendOverFreshConnection() {
             pool.connect(upstream, on: loop).whenComplete { result in
                 switch result {
                 case .success(let connection): send(over: connection, ifStale: nil)

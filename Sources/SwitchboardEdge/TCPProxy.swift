@@ -48,6 +48,7 @@ struct TCPProxy: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connect(host: upstream.host, port: upstream.port)
+            .assumeIsolated()  // Connected on the client's own loop.
             .whenComplete { result in
                 switch result {
                 case .success(let outbound):

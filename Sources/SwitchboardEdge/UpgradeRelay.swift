@@ -44,10 +44,14 @@ struct UpgradeRelay: Sendable {
             scheme: proxy.scheme,
             trustIncoming: proxy.trustForwarded
         )
+        let outgoing = request
+        // The upstream connection is made on the client's loop, where the relay is set up.
+        let handlers = NIOLoopBound((upgrader, catcher), eventLoop: loop)
         return ClientBootstrap(group: loop)
             .connectTimeout(cluster.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let (upgrader, catcher) = handlers.value
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
@@ -59,7 +63,7 @@ struct UpgradeRelay: Sendable {
             .flatMap { origin in
                 // However the relay ends, the upgrade handler waiting for the glue is released.
                 origin.closeFuture.whenComplete { _ in glued.fail(ChannelError.ioOnClosedChannel) }
-                origin.write(HTTPClientRequestPart.head(request), promise: nil)
+                origin.write(HTTPClientRequestPart.head(outgoing), promise: nil)
                 origin.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                 return switched.futureResult.map { response in
                     upstream.begin()

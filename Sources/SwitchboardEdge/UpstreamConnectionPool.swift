@@ -112,7 +112,7 @@ struct UpstreamConnection: @unchecked Sendable {
     /// Sends a request without a body; `response` hears of the answer part by part. On a connection taken
     /// from the pool, `ifStale` runs instead when it turns out closed before any answer came (the upstream
     /// dropped it while idle), so that the request can go out again on a fresh one.
-    func send(_ head: HTTPRequestHead, to response: UpstreamResponse, ifStale: (() -> Void)? = nil) {
+    func send(_ head: HTTPRequestHead, to response: UpstreamResponse, ifStale: (@Sendable () -> Void)? = nil) {
         handler.start(response, ifStale: ifStale)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
@@ -135,7 +135,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     private var response: UpstreamResponse?
-    private var ifStale: (() -> Void)?
+    private var ifStale: (@Sendable () -> Void)?
     private var keepAlive = true
     private var paused = false
     private var readHeld = false
@@ -150,7 +150,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.context = context
     }
 
-    func start(_ response: UpstreamResponse, ifStale: (() -> Void)?) {
+    func start(_ response: UpstreamResponse, ifStale: (@Sendable () -> Void)?) {
         self.response = response
         self.ifStale = ifStale
         keepAlive = true
@@ -169,7 +169,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .body(let bytes):
             let ready = response.receiveBody(bytes)
             paused = true
-            ready.whenComplete { [weak self] result in
+            // The response lives on this connection's loop (each loop has its own pool).
+            ready.hop(to: context.eventLoop).assumeIsolated().whenComplete { [weak self] result in
                 guard let self, let context = self.context else { return }
                 self.paused = false
                 self.lastRead = .now()
@@ -227,7 +228,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard let context else { return }
         idleCheck?.cancel()
         let deadline = lastRead + idleTimeout
-        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
             guard let self, self.response != nil, let context = self.context else { return }
             if !self.paused, NIODeadline.now() - self.lastRead >= self.idleTimeout {
                 self.fail(Silent())
