@@ -59,7 +59,7 @@ struct HealthChecker: Sendable {
         case .tcpConnect:
             let channel = try? await ClientBootstrap(group: eventLoopGroup)
                 .connectTimeout(rules.timeout)
-                .connect(host: upstream.host, port: upstream.port).get()
+                .connectingTo(upstream).get()
             try? await channel?.close()
             return channel != nil
         }

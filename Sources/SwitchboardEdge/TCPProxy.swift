@@ -47,7 +47,7 @@ struct TCPProxy: Sendable {
             .connectTimeout(cluster.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .connect(host: upstream.host, port: upstream.port)
+            .connectingTo(upstream)
             .assumeIsolated()  // Connected on the client's own loop.
             .whenComplete { result in
                 switch result {

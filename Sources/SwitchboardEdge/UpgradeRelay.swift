@@ -59,7 +59,7 @@ struct UpgradeRelay: Sendable {
                     try channel.pipeline.syncOperations.addHandler(catcher)
                 }
             }
-            .connect(host: upstream.host, port: upstream.port)
+            .connectingTo(upstream)
             .flatMap { origin in
                 // However the relay ends, the upgrade handler waiting for the glue is released.
                 origin.closeFuture.whenComplete { _ in glued.fail(ChannelError.ioOnClosedChannel) }

@@ -62,7 +62,7 @@ final class UpstreamConnectionPool: Sendable {
                     handler.release = { connection in bound.value.putIdle(connection, address: upstream.address) }
                 }
             }
-            .connect(host: upstream.host, port: upstream.port)
+            .connectingTo(upstream)
             .flatMapThrowing { channel in
                 UpstreamConnection(
                     channel: channel,

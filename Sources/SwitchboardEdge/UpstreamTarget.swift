@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One upstream of a cluster and what the edge knows of it now: requests in flight, the verdict of the
@@ -9,6 +10,8 @@ final class UpstreamTarget: Sendable {
     let port: Int
     let weight: Int
     let metrics: UpstreamMetrics
+    /// The socket address when the host is an IP literal, so that connecting resolves nothing.
+    let socketAddress: SocketAddress?
 
     private struct State {
         var inFlight = 0
@@ -27,6 +30,7 @@ final class UpstreamTarget: Sendable {
         self.port = port
         self.weight = weight
         self.metrics = metrics
+        self.socketAddress = try? SocketAddress(ipAddress: host, port: port)
     }
 
     /// Requests (or connections) being served by this upstream.
@@ -94,5 +98,15 @@ final class UpstreamTarget: Sendable {
             }
             return nil
         }
+    }
+}
+
+extension ClientBootstrap {
+    /// Connects to `upstream`: straight to its socket address when it has one, else by name.
+    func connectingTo(_ upstream: UpstreamTarget) -> EventLoopFuture<any Channel> {
+        if let address = upstream.socketAddress {
+            return connect(to: address)
+        }
+        return connect(host: upstream.host, port: upstream.port)
     }
 }
