@@ -60,7 +60,8 @@ struct ConnectionPipeline: Sendable {
         }
     }
 
-    /// HTTP/2: each stream is translated to HTTP/1 parts and served by the same request handlers. The
+    /// HTTP/2: each stream is translated to HTTP/1 parts and served by the same request handlers, or is a
+    /// WebSocket opened by extended CONNECT (RFC 8441) when an endpoint takes its path. The
     /// connection manager closes idle connections and, on graceful shutdown, sends `GOAWAY` and closes
     /// once the streams in flight have finished.
     private func configureHTTP2(_ channel: any Channel, activity: ConnectionActivity) throws {
@@ -68,7 +69,11 @@ struct ConnectionPipeline: Sendable {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil)
         )
-        let configuration = http2.handlerConfiguration(maxHeaderListSize: limits.maxHeaderBytes)
+        var configuration = http2.handlerConfiguration(maxHeaderListSize: limits.maxHeaderBytes)
+        if !webSockets.isEmpty {
+            // RFC 8441: WebSockets may be opened as streams of this connection.
+            configuration.connection.initialSettings.append(HTTP2Setting(parameter: .enableConnectProtocol, value: 1))
+        }
         // Streams live on their connection's event loop, where its activity is kept.
         let connection = NIOLoopBound(activity, eventLoop: channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
@@ -79,10 +84,13 @@ struct ConnectionPipeline: Sendable {
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandlers(
-                    requestHandlers(activity: connection.value, isStream: true)
-                )
+                let router = HTTP2StreamRouter(webSockets: webSockets) { stream in
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandlers(
+                        requestHandlers(activity: connection.value, isStream: true)
+                    )
+                }
+                try stream.pipeline.syncOperations.addHandler(router)
             }
         }
         try pipeline.addHandler(manager)

@@ -9,7 +9,8 @@ import NIOWebSocket
 /// Before upgrading it asks `admit`, which may await (to check a token, say) and answers with what adds
 /// the application's frame handlers to the upgraded channel — or `nil`, declining: the request is then
 /// routed as plain HTTP, where the router answers (401, 426, …). An upgrade is honoured on a
-/// connection's first request, as browsers and clients send it.
+/// connection's first request, as browsers and clients send it. Over HTTP/2 the same endpoint takes
+/// extended CONNECT streams (RFC 8441), one WebSocket per stream.
 public struct WebSocketEndpoint: Sendable {
     /// Adds the application's frame handlers to an upgraded channel, on its event loop.
     public typealias Configure = @Sendable (any Channel) throws -> Void
@@ -29,16 +30,32 @@ public struct WebSocketEndpoint: Sendable {
         self.admit = admit
     }
 
+    /// Whether `head` is for this endpoint's path.
+    func matches(_ head: HTTPRequestHead) -> Bool {
+        head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] == path
+    }
+
+    /// The largest WebSocket frame accepted.
+    var maxFrameSize: Int { min(maxMessageBytes, Int(UInt32.max)) }
+
+    /// Reassembles fragmented messages up to `maxMessageBytes`.
+    func makeAggregator() -> NIOWebSocketFrameAggregator {
+        NIOWebSocketFrameAggregator(
+            minNonFinalFragmentSize: 0,
+            maxAccumulatedFrameCount: 1024,
+            maxAccumulatedFrameSize: maxMessageBytes
+        )
+    }
+
     /// An upgrader for one connection: what `admit` answered waits here until the upgrade happens.
     func makeUpgrader() -> NIOWebSocketServerUpgrader {
         let endpoint = self
         let admitted = NIOLockedValueBox<Configure?>(nil)
         return NIOWebSocketServerUpgrader(
-            maxFrameSize: min(maxMessageBytes, Int(UInt32.max)),
+            maxFrameSize: maxFrameSize,
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                guard path == endpoint.path else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard endpoint.matches(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
                 let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                 promise.completeWithTask {
                     let configure = await endpoint.admit(head)
@@ -49,13 +66,7 @@ public struct WebSocketEndpoint: Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0,
-                            maxAccumulatedFrameCount: 1024,
-                            maxAccumulatedFrameSize: endpoint.maxMessageBytes
-                        )
-                    )
+                    try channel.pipeline.syncOperations.addHandler(endpoint.makeAggregator())
                     try admitted.withLockedValue { $0 }?(channel)
                 }
             }

@@ -12,8 +12,10 @@ import time
 import h2.errors
 import h2.events
 import httpx
+import jwt
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
+from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from conftest import accepted_connections, curl, curl_tls, tls_port
 from h2client import H2Client
@@ -242,3 +244,43 @@ def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(start_server):
     assert goaways[-1][0] in (poll, 2**31 - 1)
     assert ended and json.loads(body)["messages"] == []
     assert server.stop() == 0
+
+
+def test_a_websocket_opens_as_an_http2_stream_by_extended_connect(start_server):
+    server = start_server("--jwt-secret", "s" * 32)
+    client = H2Client(server.port)
+    assert client.server_settings[SettingCodes.ENABLE_CONNECT_PROTOCOL] == 1
+
+    def open_websocket(path):
+        stream = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(stream, [(":method", "CONNECT"), (":protocol", "websocket"), (":path", path),
+                                          (":scheme", "http"), (":authority", "localhost"),
+                                          ("sec-websocket-version", "13")])
+        client.flush()
+        event = client.wait_for(lambda e: isinstance(e, (h2.events.ResponseReceived, h2.events.StreamEnded))
+                                and e.stream_id == stream)
+        return stream, dict(event.headers)[":status"]
+
+    # Without a token the endpoint declines; with one the stream becomes a WebSocket.
+    assert open_websocket("/v1/ws")[1] == "403"
+    token = jwt.encode({"sub": "h2", "subscribe": ["*"], "publish": ["*"], "exp": int(time.time()) + 60},
+                       "s" * 32, algorithm="HS256")
+    stream, status = open_websocket(f"/v1/ws?access_token={token}")
+    assert status == "200"
+    frames = FrameProtocol(client=True, extensions=[])
+    client.conn.send_data(stream, frames.send_data(json.dumps({"op": "subscribe", "topic": "h2ws"})))
+    client.conn.send_data(stream, frames.send_data(
+        json.dumps({"op": "publish", "topic": "h2ws", "data": "over one stream", "ref": "r"})))
+    client.flush()
+    received = []
+    while len(received) < 3:
+        event = client.wait_for(lambda e: isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded))
+                                and e.stream_id == stream)
+        assert isinstance(event, h2.events.DataReceived), event
+        frames.receive_bytes(event.data)
+        received += [json.loads(frame.payload) for frame in frames.received_frames() if frame.opcode == Opcode.TEXT]
+    assert sorted(frame["type"] for frame in received) == ["message", "published", "subscribed"]
+    assert [frame["data"] for frame in received if frame["type"] == "message"] == ["over one stream"]
+    # Other requests go on beside it on the same connection.
+    assert client.response(client.request("GET", f"/v1/topics/h2ws/messages?after=0&access_token={token}"))[0] == 200
+    client.close()
