@@ -208,6 +208,30 @@ def test_a_hanging_upstream_trips_the_first_byte_timeout(start_edge):
     hanging.close()
 
 
+def test_an_upstream_that_never_accepts_trips_the_connect_timeout(start_edge):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    address = f"127.0.0.1:{full.getsockname()[1]}"
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(full.getsockname())
+        fillers.append(filler)
+    time.sleep(0.2)
+    edge = start_edge({"listeners": [http_listener({"cluster": "stuck"})],
+                       "clusters": [{"name": "stuck", "upstreams": [{"address": address}],
+                                     "timeouts": {"connect": "500ms"}, "retries": {"attempts": 0}}]})
+    started = time.monotonic()
+    status, body = http_get(f"{edge.url('web')}/never")
+    assert status == 502 and body["error"]["code"] == "upstream_unavailable"
+    assert 0.4 < time.monotonic() - started < 4
+    for sock in fillers + [full]:
+        sock.close()
+
+
 def test_an_upstream_that_goes_silent_mid_response_trips_the_idle_timeout(start_edge):
     stalling = socket.socket()
     stalling.bind(("127.0.0.1", 0))
