@@ -38,6 +38,8 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let logger: Logger
     private let accessLogger: Logger?
     private var state = State.awaitingHead
+    /// Closes a connection whose request head has not come within 10 s.
+    private var headDeadline: Scheduled<Void>?
 
     init(
         rules: Rules,
@@ -53,11 +55,21 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.accessLogger = accessLogger
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        headDeadline = context.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headDeadline?.cancel()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch state {
         case .awaitingHead:
             guard case .head(let head) = part else { return }
+            headDeadline?.cancel()
             start(head, context: context)
         case .connecting(var pending):
             pending.append(part)

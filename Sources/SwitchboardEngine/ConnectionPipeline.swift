@@ -32,10 +32,16 @@ struct ConnectionPipeline: Sendable {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(SocketActivityHandler(activity: activity))
         if let tls {
+            // A client that does not complete its handshake in time is closed (the HTTP timeouts start after).
+            let handshakeDeadline = channel.eventLoop.scheduleTask(in: limits.headerReadTimeout) {
+                channel.close(promise: nil)
+            }
+            channel.closeFuture.whenComplete { _ in handshakeDeadline.cancel() }
             try pipeline.addHandler(NIOSSLServerHandler(context: tls))
             // ALPN: `h2` gets HTTP/2 with a stream channel per request; anything else HTTP/1.1.
             try pipeline.addHandler(
                 ApplicationProtocolNegotiationHandler { result in
+                    handshakeDeadline.cancel()
                     activity.handshakeCompletedAt = .now()
                     return channel.eventLoop.makeCompletedFuture {
                         if case .negotiated("h2") = result {
@@ -48,7 +54,8 @@ struct ConnectionPipeline: Sendable {
             )
         } else if http2.cleartext {
             try pipeline.addHandler(
-                PriorKnowledgeDetector(timeout: limits.headerReadTimeout) { version in
+                PriorKnowledgeDetector(idleTimeout: limits.idleTimeout, headerTimeout: limits.headerReadTimeout) {
+                    version in
                     switch version {
                     case .http1: try configureHTTP1(channel, activity: activity)
                     case .http2: try configureHTTP2(channel, activity: activity)

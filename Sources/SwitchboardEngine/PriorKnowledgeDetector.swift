@@ -5,7 +5,8 @@ import NIOCore
 /// then configures the pipeline for that version, hands the held bytes on and removes itself.
 ///
 /// Almost every HTTP/1.1 request is told apart by its first byte; only a prefix of the preface
-/// (`PRI …`) is waited for, and not longer than `timeout`, so a stalled client cannot park here.
+/// (`PRI …`) is waited for, and not longer than `headerTimeout`. A connection that sends nothing at all
+/// is closed after `idleTimeout`, as an idle keep-alive connection would be: no client parks here.
 final class PriorKnowledgeDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -17,15 +18,34 @@ final class PriorKnowledgeDetector: ChannelInboundHandler, RemovableChannelHandl
 
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    private let timeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let headerTimeout: TimeAmount
     private let configure: (Version) throws -> Void
     private var held: ByteBuffer?
     private var timer: Scheduled<Void>?
 
     /// - Parameter configure: adds the handlers of the detected version behind this one.
-    init(timeout: TimeAmount, configure: @escaping (Version) throws -> Void) {
-        self.timeout = timeout
+    init(idleTimeout: TimeAmount, headerTimeout: TimeAmount, configure: @escaping (Version) throws -> Void) {
+        self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
         self.configure = configure
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            closeUnlessDecided(in: idleTimeout, context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        closeUnlessDecided(in: idleTimeout, context: context)
+        context.fireChannelActive()
+    }
+
+    private func closeUnlessDecided(in time: TimeAmount, context: ChannelHandlerContext) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: time) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -35,11 +55,10 @@ final class PriorKnowledgeDetector: ChannelInboundHandler, RemovableChannelHandl
             bytes = held
         }
         guard let version = Self.version(of: bytes) else {
-            held = bytes
-            if timer == nil {
-                let channel = context.channel
-                timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            if held == nil {
+                closeUnlessDecided(in: headerTimeout, context: context)
             }
+            held = bytes
             return
         }
         timer?.cancel()

@@ -76,6 +76,14 @@ import Testing
         }
     }
 
+    @Test func aConnectionThatSendsNothingIsClosedAfterTheIdleTimeout() async throws {
+        try await TestServer.run(configure: { $0.limits.idleTimeout = .milliseconds(300) }) { port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            #expect(try await connection.waitForClose(timeout: .seconds(3)))
+            #expect(connection.received.isEmpty)
+        }
+    }
+
     @Test func longHandlerIsNotCutByIdleTimeout() async throws {
         try await TestServer.run(configure: { $0.limits.idleTimeout = .milliseconds(200) }) { port, _ in
             let connection = try await RawConnection.connect(port: port)

@@ -1,6 +1,8 @@
 """TLS termination with a development certificate: curl and Python websockets over TLS 1.2/1.3."""
 import asyncio
 import json
+import socket
+import time
 import re
 import ssl
 import subprocess
@@ -65,3 +67,12 @@ def test_certificate_files_and_their_mistakes(start_server, tmp_path):
     wrong = subprocess.run([str(BINARY), "serve", "--tls-cert", str(key), "--tls-key", str(key)],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "tls-cert" in wrong.stderr
+
+
+def test_a_client_that_never_completes_its_handshake_is_closed(start_server, tmp_path):
+    server = start_server("--data", str(tmp_path / "data"), "--tls-self-signed", "--tls-listen", "127.0.0.1:0",
+                          "--header-read-timeout", "1s")
+    with socket.create_connection(("127.0.0.1", tls_port(server)), timeout=5) as silent:
+        started = time.monotonic()
+        assert silent.recv(100) == b""
+        assert 0.5 < time.monotonic() - started < 4
