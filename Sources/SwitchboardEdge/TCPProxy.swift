@@ -78,10 +78,31 @@ struct TCPProxy: Sendable {
             outbound.write(header, promise: nil)
         }
         do {
+            // A tunnel silent both ways for the cluster's idle timeout is closed (a vanished peer sends no FIN).
+            for channel in [inbound, outbound] {
+                try channel.pipeline.syncOperations.addHandler(CloseWhenIdle(), position: .first)
+                try channel.pipeline.syncOperations.addHandler(
+                    IdleStateHandler(allTimeout: cluster.idleTimeout),
+                    position: .first
+                )
+            }
             try outbound.pipeline.syncOperations.addHandler(server)
         } catch {
             inbound.close(promise: nil)
             outbound.close(promise: nil)
+        }
+    }
+}
+
+/// Closes its channel when the idle state handler before it reports silence.
+final class CloseWhenIdle: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

@@ -340,6 +340,19 @@ def test_tcp_listener_pumps_bytes_passes_half_close_and_sends_proxy_protocol(sta
     proxied.close()
 
 
+def test_a_silent_tcp_tunnel_is_closed_after_the_idle_timeout(start_edge):
+    echo, address = tcp_echo_server()
+    edge = start_edge({"listeners": [{"name": "l4", "kind": "tcp", "listen": "127.0.0.1:0", "cluster": "echo"}],
+                       "clusters": [{"name": "echo", "upstreams": [{"address": address}], "timeouts": {"idle": "1s"}}]})
+    with socket.create_connection(("127.0.0.1", edge.ports["l4"]), timeout=10) as sock:
+        sock.sendall(b"still there?")
+        assert sock.recv(100) == b"still there?"
+        started = time.monotonic()
+        assert sock.recv(100) == b""  # nothing either way for a second: closed
+        assert 0.8 < time.monotonic() - started < 5
+    echo.close()
+
+
 def iter_recv(sock):
     while chunk := sock.recv(65536):
         yield chunk
