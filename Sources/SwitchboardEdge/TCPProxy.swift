@@ -27,6 +27,7 @@ struct TCPProxy: Sendable {
             target: cluster.name,
             to: accessLogger
         )
+        closeWhenSilent(inbound, halves: (client, server))
         return inbound.eventLoop.makeCompletedFuture {
             try inbound.pipeline.syncOperations.addHandler(client)
             connect(inbound, glue: server, tried: [])
@@ -78,31 +79,30 @@ struct TCPProxy: Sendable {
             outbound.write(header, promise: nil)
         }
         do {
-            // A tunnel silent both ways for the cluster's idle timeout is closed (a vanished peer sends no FIN).
-            for channel in [inbound, outbound] {
-                try channel.pipeline.syncOperations.addHandler(CloseWhenIdle(), position: .first)
-                try channel.pipeline.syncOperations.addHandler(
-                    IdleStateHandler(allTimeout: cluster.idleTimeout),
-                    position: .first
-                )
-            }
             try outbound.pipeline.syncOperations.addHandler(server)
         } catch {
             inbound.close(promise: nil)
             outbound.close(promise: nil)
         }
     }
-}
 
-/// Closes its channel when the idle state handler before it reports silence.
-final class CloseWhenIdle: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+    /// Closes a tunnel through which nothing has passed either way for a whole idle period (checked once
+    /// per period, so after one to two periods of silence): a vanished peer sends no FIN.
+    private func closeWhenSilent(_ inbound: any Channel, halves: (client: GlueHandler, origin: GlueHandler)) {
+        let halves = NIOLoopBound(halves, eventLoop: inbound.eventLoop)
+        let lastSeen = NIOLoopBoundBox(-1, eventLoop: inbound.eventLoop)
+        let check = inbound.eventLoop.scheduleRepeatedTask(
+            initialDelay: cluster.idleTimeout,
+            delay: cluster.idleTimeout
+        ) { task in
+            let (client, origin) = halves.value
+            let seen = client.bytesRead + origin.bytesRead
+            if seen == lastSeen.value {
+                task.cancel()
+                inbound.close(promise: nil)
+            }
+            lastSeen.value = seen
         }
+        inbound.closeFuture.whenComplete { _ in check.cancel() }
     }
 }
