@@ -268,17 +268,26 @@ def test_a_websocket_opens_as_an_http2_stream_by_extended_connect(start_server):
     stream, status = open_websocket(f"/v1/ws?access_token={token}")
     assert status == "200"
     frames = FrameProtocol(client=True, extensions=[])
-    client.conn.send_data(stream, frames.send_data(json.dumps({"op": "subscribe", "topic": "h2ws"})))
-    client.conn.send_data(stream, frames.send_data(
-        json.dumps({"op": "publish", "topic": "h2ws", "data": "over one stream", "ref": "r"})))
-    client.flush()
     received = []
-    while len(received) < 3:
-        event = client.wait_for(lambda e: isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded))
-                                and e.stream_id == stream)
-        assert isinstance(event, h2.events.DataReceived), event
-        frames.receive_bytes(event.data)
-        received += [json.loads(frame.payload) for frame in frames.received_frames() if frame.opcode == Opcode.TEXT]
+
+    def send(message):
+        client.conn.send_data(stream, frames.send_data(json.dumps(message)))
+        client.flush()
+
+    def receive_until(count):
+        while len(received) < count:
+            event = client.wait_for(lambda e: isinstance(e, (h2.events.DataReceived, h2.events.StreamEnded))
+                                    and e.stream_id == stream)
+            assert isinstance(event, h2.events.DataReceived), event
+            frames.receive_bytes(event.data)
+            received.extend(json.loads(f.payload) for f in frames.received_frames() if f.opcode == Opcode.TEXT)
+
+    # Subscribed first (a subscription without `after` takes messages published after it), then publish.
+    send({"op": "subscribe", "topic": "h2ws"})
+    receive_until(1)
+    assert received[0]["type"] == "subscribed"
+    send({"op": "publish", "topic": "h2ws", "data": "over one stream", "ref": "r"})
+    receive_until(3)
     assert sorted(frame["type"] for frame in received) == ["message", "published", "subscribed"]
     assert [frame["data"] for frame in received if frame["type"] == "message"] == ["over one stream"]
     # Other requests go on beside it on the same connection.
