@@ -180,6 +180,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardEngine",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
         .testTarget(

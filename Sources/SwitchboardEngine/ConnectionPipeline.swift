@@ -84,6 +84,7 @@ struct ConnectionPipeline: Sendable {
         // Streams live on their connection's event loop, where its activity is kept.
         let connection = NIOLoopBound(activity, eventLoop: channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(ErrorGoAwayCloser())
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: configuration.connection,

@@ -2,6 +2,7 @@ import CoreMetrics
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import NIOHTTP2
 import Testing
 
 @testable import SwitchboardEngine
@@ -168,5 +169,43 @@ import Testing
         let accepted = NIODeadline.uptimeNanoseconds(1_000)
         let journey = RequestJourney(started: accepted, firstByte: accepted + .microseconds(5), headParsed: accepted)
         #expect(!journey.stageDurations.contains { $0.0 == .handshake })
+    }
+}
+
+@Suite struct ErrorGoAwayCloserTests {
+    /// A server connection as the engine builds it: the closer, then swift-nio-http2's handler.
+    private func serverConnection() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ErrorGoAwayCloser())
+        try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var preface = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        preface.writeBytes([0, 0, 0, 0x4, 0, 0, 0, 0, 0])  // an empty SETTINGS frame
+        try channel.writeInbound(preface)
+        return channel
+    }
+
+    @Test func aConnectionErrorClosesTheConnectionAfterItsGoAway() throws {
+        let channel = try serverConnection()
+        // PING on a stream is a connection error (RFC 9113 §6.7): GOAWAY PROTOCOL_ERROR, then close.
+        let ping: [UInt8] = [0, 0, 8, 0x6, 0, 0, 0, 0, 1] + Array(repeating: 0, count: 8)
+        #expect(throws: (any Error).self) { try channel.writeInbound(ByteBuffer(bytes: ping)) }
+        var written: [ByteBuffer] = []
+        while let buffer = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let bytes) = buffer { written.append(bytes) }
+        }
+        #expect(written.contains(where: ErrorGoAwayCloser.isErrorGoAway))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aGracefulGoAwayLeavesTheConnectionOpen() throws {
+        let channel = try serverConnection()
+        let goAway = HTTP2Frame(
+            streamID: .rootStream,
+            payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil)
+        )
+        try channel.writeOutbound(goAway)
+        #expect(channel.isActive)
+        _ = try? channel.finish()
     }
 }

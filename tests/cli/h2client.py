@@ -27,6 +27,8 @@ class H2Client:
         self.server_settings = {}
         self.pending = []
         self.responses = {}
+        self.unread = b""
+        self.terminated = False
         while not self.server_settings:
             self.read_events()
 
@@ -47,11 +49,24 @@ class H2Client:
         return stream
 
     def read_events(self):
-        """Reads once from the socket; returns h2's events ([] once the server has closed)."""
-        data = self.sock.recv(65536)
+        """Reads once from the socket and hands `h2` the whole frames received, one at a time; returns
+        False once the server has closed. After the connection has ended (a GOAWAY), frames that follow in the
+        same read are left out: `h2` refuses any frame then, and would drop the events already decoded."""
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            return False
         if not data:
-            return []
-        events = self.conn.receive_data(data)
+            return False
+        self.unread += data
+        events = []
+        while len(self.unread) >= 9 and not self.terminated:
+            length = int.from_bytes(self.unread[:3], "big")
+            if len(self.unread) < 9 + length:
+                break
+            frame, self.unread = self.unread[:9 + length], self.unread[9 + length:]
+            events.extend(self.conn.receive_data(frame))
+            self.terminated = any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
         for event in events:
             if isinstance(event, h2.events.RemoteSettingsChanged):
                 self.server_settings.update({code: change.new_value for code, change in event.changed_settings.items()})
@@ -59,10 +74,12 @@ class H2Client:
                 self.responses[event.stream_id] = [dict(event.headers), b""]
             elif isinstance(event, h2.events.DataReceived):
                 self.responses[event.stream_id][1] += event.data
-                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if not self.terminated:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         self.pending.extend(events)
-        self.flush()
-        return events
+        if not self.terminated:
+            self.flush()
+        return True
 
     def wait_for(self, predicate):
         """Reads until an event satisfies `predicate`, and returns it; `None` if the server closes first."""
@@ -74,6 +91,13 @@ class H2Client:
             self.pending.clear()
             if not self.read_events():
                 return None
+
+    def wait_closed(self):
+        """Reads until the server closes; returns the bytes that came after the connection ended (none from
+        a server that closes right after its GOAWAY)."""
+        while self.read_events():
+            pass
+        return self.unread
 
     def response(self, stream):
         """(status, body) of `stream` once it has ended."""
