@@ -5,7 +5,8 @@
 #   L7  wrk -t2 -c64 through each proxy: requests/s, p99, and the proxy's CPU seconds per 100,000 requests.
 #   L4  Switchboard `tcp` against HAProxy `mode tcp`: connections/s (wrk, a new connection per request)
 #       and bulk MiB/s (a 512 MiB download by curl).
-# Prints each figure and its ratio to the best peer.
+# Prints each figure, the CPU seconds each proxy spent per unit of work (from /proc/PID/stat, its worker
+# processes included), and the ratios. SWITCHBOARD_BIN=path measures that binary instead of building.
 #
 # Usage: benchmarks/edge-proxy.sh [duration=10s]
 # Needs: nginx, haproxy, wrk (installed with apt-get when missing and run as root).
@@ -14,11 +15,9 @@ cd "$(dirname "$0")/.."
 duration=${1:-10s}
 work=$(mktemp -d)
 source benchmarks/lib.sh
-trap cleanup EXIT
 command -v nginx >/dev/null && command -v haproxy >/dev/null && command -v wrk >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq nginx-light haproxy wrk >/dev/null; }
-swift build -c release --product switchboard >/dev/null 2>&1
-binary=.build/release/switchboard
+binary=$(switchboard_binary)
 
 # The upstreams, and a file for the bulk run. Each proxy's L4 run gets upstream ports of its own: a
 # connection per request leaves ~28,000 ports in TIME_WAIT towards each upstream address, which would
@@ -42,39 +41,35 @@ start_nginx upstreams 1 <<BLOCK
 BLOCK
 wait_for "http://127.0.0.1:$up1/"
 
-# CPU seconds (user + system) of the given processes so far.
-cpu_seconds() {
-    local ticks=0
-    for pid in "$@"; do
-        ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
-
-# wrk through URL, with the proxy's pids for CPU → "req/s p99-ms cpu-s-per-100k".
+# wrk -t2 -c64 through URL, the proxy's PIDs after `--` → "req/s p99-ms cpu-s-per-100k".
 measure() {
-    local url=$1
-    shift
-    local before after result
-    before=$(cpu_seconds "$@")
-    result=$(wrk -t2 -c64 -d"$duration" --latency "$url" | awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 }
-        END { printf "%.0f %.3f %d\n", rps, p99, total }')
-    after=$(cpu_seconds "$@")
-    read -r rps p99 total <<< "$result"
-    echo "$rps $p99 $(awk -v a="$before" -v b="$after" -v n="$total" 'BEGIN { printf "%.2f", (b - a) * 100000 / n }')"
+    local rps p50 p99 cpu
+    read -r rps p50 p99 cpu < <(wrk_measure 2 64 "$duration" "$@")
+    echo "$rps $p99 $cpu"
 }
 
+# New proxied connections through URL (wrk -c16, `Connection: close`), the proxy's PIDs after `--` →
+# "connections/s cpu-s-per-1k-connections".
 connections_per_second() {
-    wrk -t2 -c16 -d"$duration" -H 'Connection: close' "$1" | awk '/^Requests\/sec/ { printf "%.0f\n", $2 }'
+    local url=$1 before after result
+    shift 2
+    before=$(cpu_seconds "$@")
+    result=$(wrk -t2 -c16 -d"$duration" -H 'Connection: close' "$url" |
+        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
+    after=$(cpu_seconds "$@")
+    read -r rps total <<< "$result"
+    echo "$rps $(cpu_per "$before" "$after" "$total" 1000)"
 }
 
+# One 512 MiB download through URL, the proxy's PIDs after `--` → "MiB/s cpu-s-per-GiB".
 bulk_mib_per_second() {
-    curl -s -o /dev/null -w '%{speed_download}' "$1" | awk '{ printf "%.0f\n", $1 / 1048576 }'
+    local url=$1 before after speed
+    shift 2
+    before=$(cpu_seconds "$@")
+    speed=$(curl -s -o /dev/null -w '%{speed_download}' "$url" | awk '{ printf "%.0f\n", $1 / 1048576 }')
+    after=$(cpu_seconds "$@")
+    echo "$speed $(cpu_per "$before" "$after" 512 1024)"
 }
-
-children_and_self() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; }
 
 # NGINX as the proxy.
 nginx_port=$(free_port)
@@ -86,8 +81,8 @@ start_nginx proxy 2 <<BLOCK
     }
 BLOCK
 wait_for "http://127.0.0.1:$nginx_port/"
-read -r nginx_rps nginx_p99 nginx_cpu < <(measure "http://127.0.0.1:$nginx_port/" $(children_and_self "$(cat "$work/proxy.pid")"))
-kill "$(cat "$work/proxy.pid")"
+read -r nginx_rps nginx_p99 nginx_cpu < <(measure "http://127.0.0.1:$nginx_port/" -- "$(pid_of proxy)")
+stop proxy
 
 # HAProxy, L7 and L4 in one process.
 haproxy_port=$(free_port)
@@ -116,12 +111,13 @@ listen tcp
     server a 127.0.0.1:$up1
     server b 127.0.0.1:$up2
 CONF
-haproxy -f "$work/haproxy.cfg" -D -p "$work/haproxy.pid"
+haproxy -f "$work/haproxy.cfg" -db &
+track haproxy
 wait_for "http://127.0.0.1:$haproxy_port/"
-read -r haproxy_rps haproxy_p99 haproxy_cpu < <(measure "http://127.0.0.1:$haproxy_port/" "$(cat "$work/haproxy.pid")")
-haproxy_cps=$(connections_per_second "http://127.0.0.1:$haproxy_tcp_port/")
-haproxy_bulk=$(bulk_mib_per_second "http://127.0.0.1:$haproxy_tcp_port/bulk.bin")
-kill "$(cat "$work/haproxy.pid")"
+read -r haproxy_rps haproxy_p99 haproxy_cpu < <(measure "http://127.0.0.1:$haproxy_port/" -- "$(pid_of haproxy)")
+read -r haproxy_cps haproxy_cps_cpu < <(connections_per_second "http://127.0.0.1:$haproxy_tcp_port/" -- "$(pid_of haproxy)")
+read -r haproxy_bulk haproxy_bulk_cpu < <(bulk_mib_per_second "http://127.0.0.1:$haproxy_tcp_port/bulk.bin" -- "$(pid_of haproxy)")
+stop haproxy
 
 # The edge.
 edge_port=$(free_port)
@@ -137,13 +133,12 @@ clusters:
     upstreams: [{address: "127.0.0.1:$up3"}, {address: "127.0.0.1:$up4"}]
 CONF
 "$binary" edge --config "$work/edge.yaml" --access-log off --log-level warning &
-edge_pid=$!
+track edge
 wait_for "http://127.0.0.1:$edge_port/"
-read -r edge_rps edge_p99 edge_cpu < <(measure "http://127.0.0.1:$edge_port/" "$edge_pid")
-edge_cps=$(connections_per_second "http://127.0.0.1:$edge_tcp_port/")
-edge_bulk=$(bulk_mib_per_second "http://127.0.0.1:$edge_tcp_port/bulk.bin")
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+read -r edge_rps edge_p99 edge_cpu < <(measure "http://127.0.0.1:$edge_port/" -- "$(pid_of edge)")
+read -r edge_cps edge_cps_cpu < <(connections_per_second "http://127.0.0.1:$edge_tcp_port/" -- "$(pid_of edge)")
+read -r edge_bulk edge_bulk_cpu < <(bulk_mib_per_second "http://127.0.0.1:$edge_tcp_port/bulk.bin" -- "$(pid_of edge)")
+stop edge
 best_rps=$(( nginx_rps > haproxy_rps ? nginx_rps : haproxy_rps ))
 printf "%-34s %10s %9s %16s\n" "L7 (wrk -t2 -c64 -d$duration)" "req/s" "p99 ms" "CPU s / 100k req"
 printf "%-34s %10s %9s %16s\n" "nginx proxy_pass (2 workers)" "$nginx_rps" "$nginx_p99" "$nginx_cpu"
@@ -152,7 +147,8 @@ printf "%-34s %10s %9s %16s\n" "switchboard edge http" "$edge_rps" "$edge_p99" "
 printf "%-34s %10s %9s %16s\n" "  edge vs nginx / vs haproxy" "$(ratio "$edge_rps" "$nginx_rps") / $(ratio "$edge_rps" "$haproxy_rps")" \
     "" "$(ratio "$edge_cpu" "$nginx_cpu") / $(ratio "$edge_cpu" "$haproxy_cpu")"
 echo "  (best peer req/s: $best_rps)"
-printf "\n%-34s %14s %10s\n" "L4" "connections/s" "bulk MiB/s"
-printf "%-34s %14s %10s\n" "haproxy mode tcp (nbthread 2)" "$haproxy_cps" "$haproxy_bulk"
-printf "%-34s %14s %10s\n" "switchboard edge tcp" "$edge_cps" "$edge_bulk"
-printf "%-34s %14s %10s\n" "  edge vs haproxy" "$(ratio "$edge_cps" "$haproxy_cps")" "$(ratio "$edge_bulk" "$haproxy_bulk")"
+printf "\n%-34s %14s %12s %10s %12s\n" "L4" "connections/s" "CPU s / 1k" "bulk MiB/s" "CPU s / GiB"
+printf "%-34s %14s %12s %10s %12s\n" "haproxy mode tcp (nbthread 2)" "$haproxy_cps" "$haproxy_cps_cpu" "$haproxy_bulk" "$haproxy_bulk_cpu"
+printf "%-34s %14s %12s %10s %12s\n" "switchboard edge tcp" "$edge_cps" "$edge_cps_cpu" "$edge_bulk" "$edge_bulk_cpu"
+printf "%-34s %14s %12s %10s %12s\n" "  edge vs haproxy" "$(ratio "$edge_cps" "$haproxy_cps")" \
+    "$(ratio "$edge_cps_cpu" "$haproxy_cps_cpu")" "$(ratio "$edge_bulk" "$haproxy_bulk")" "$(ratio "$edge_bulk_cpu" "$haproxy_bulk_cpu")"

@@ -13,19 +13,12 @@ threads=2
 work=$(mktemp -d)
 
 source benchmarks/lib.sh
-trap cleanup EXIT
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
 needs wrk
-swift build -c release --product switchboard >/dev/null 2>&1
-binary=.build/release/switchboard
+binary=$(switchboard_binary)
 
-# wrk → "req/s p50 p99" (latencies in ms).
-measure() {
-    wrk -t"$threads" -c"$connections" -d"$duration" --latency "$1" | awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
-}
+# wrk against URL, the server's PIDs after `--` → "req/s p50-ms p99-ms cpu-s-per-100k".
+measure() { wrk_measure "$threads" "$connections" "$duration" "$@"; }
 
 nginx_port=$(free_port)
 start_nginx <<BLOCK
@@ -35,19 +28,19 @@ start_nginx <<BLOCK
     }
 BLOCK
 wait_for "http://127.0.0.1:$nginx_port/healthz"
-read -r nginx_rps nginx_p50 nginx_p99 < <(measure "http://127.0.0.1:$nginx_port/healthz")
-kill "$(cat "$work/nginx.pid")"; sleep 0.5
+read -r nginx_rps nginx_p50 nginx_p99 nginx_cpu < <(measure "http://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
+stop nginx
 
-printf "%-28s %10s %9s %9s %8s\n" "server (wrk -t$threads -c$connections -d$duration)" "req/s" "p50 ms" "p99 ms" "vs nginx"
-printf "%-28s %10s %9s %9s %8s\n" "nginx (2 workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "1.00"
+row() { printf "%-28s %10s %9s %9s %8s %17s %10s\n" "$@"; }
+row "server (wrk -t$threads -c$connections -d$duration)" "req/s" "p50 ms" "p99 ms" "vs nginx" "CPU s / 100k req" "vs nginx"
+row "nginx (2 workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "1.00" "$nginx_cpu" "1.00"
 for model in single shared-listener reuseport; do
     port=$(free_port)
     "$binary" serve --listen "127.0.0.1:$port" --data "$work/data-$model" --execution-model "$model" \
         --event-loops 2 --access-log off --log-level warning &
-    pid=$!
+    track "$model"
     wait_for "http://127.0.0.1:$port/healthz"
-    read -r rps p50 p99 < <(measure "http://127.0.0.1:$port/healthz")
-    kill -TERM "$pid"; wait "$pid" || true
-    ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')
-    printf "%-28s %10s %9s %9s %8s\n" "switchboard $model" "$rps" "$p50" "$p99" "$ratio"
+    read -r rps p50 p99 cpu < <(measure "http://127.0.0.1:$port/healthz" -- "$(pid_of "$model")")
+    stop "$model"
+    row "switchboard $model" "$rps" "$p50" "$p99" "$(ratio "$rps" "$nginx_rps")" "$cpu" "$(ratio "$cpu" "$nginx_cpu")"
 done

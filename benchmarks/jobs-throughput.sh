@@ -16,7 +16,6 @@ workers=${2:-4}
 work=$(mktemp -d)
 
 source benchmarks/lib.sh
-trap cleanup EXIT
 needs wrk sqlite3
 start_switchboard --job-queues default=64,light=64
 

@@ -11,7 +11,6 @@ connections=${2:-64}
 work=$(mktemp -d)
 
 source benchmarks/lib.sh
-trap cleanup EXIT
 needs wrk
 start_switchboard
 

@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 work=$(mktemp -d)
 source benchmarks/lib.sh
-trap cleanup EXIT
 command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null; }
 

@@ -15,7 +15,6 @@ rounds=${2:-3}
 work=$(mktemp -d)
 
 source benchmarks/lib.sh
-trap cleanup EXIT
 needs nginx
 mbps() { awk -v bytes="$1" -v seconds="$2" 'BEGIN { printf "%.0f", bytes / 1048576 / seconds }'; }
 
