@@ -15,6 +15,7 @@ cleanup() {
     wait 2>/dev/null || true
     rm -rf "$work"
 }
+trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 # Remembers the last background job as the server NAME: `some-server & track NAME`.
