@@ -155,7 +155,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.ifStale = ifStale
         keepAlive = true
         lastRead = .now()
-        armIdleCheck()
+        if idleCheck == nil {
+            armIdleCheck()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -183,7 +185,6 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
         case .end:
             self.response = nil
-            idleCheck?.cancel()
             response.receiveEnd()
             if keepAlive {
                 release(UpstreamConnection(channel: context.channel, handler: self))
@@ -223,13 +224,15 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    /// Checks for silence while an exchange runs; rescheduled rather than reset on every read.
+    /// Checks for silence while exchanges run. The check stays armed from one exchange to the next and is
+    /// moved on only when it comes due, so that a busy connection schedules nothing per request.
     private func armIdleCheck() {
         guard let context else { return }
-        idleCheck?.cancel()
         let deadline = lastRead + idleTimeout
         idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            guard let self, self.response != nil, let context = self.context else { return }
+            guard let self, let context = self.context else { return }
+            self.idleCheck = nil
+            guard self.response != nil else { return }  // idle between exchanges: the next one arms it
             if !self.paused, NIODeadline.now() - self.lastRead >= self.idleTimeout {
                 self.fail(Silent())
                 context.close(promise: nil)

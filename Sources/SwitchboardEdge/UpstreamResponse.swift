@@ -87,7 +87,12 @@ final class UpstreamResponse: @unchecked Sendable {
     func receiveBody(_ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         switch mode {
         case .collecting(let head, var body):
-            body.writeImmutableBuffer(buffer)
+            mode = .done  // `body` is now the only holder of its storage: written in place, not copied
+            if body.readableBytes == 0 {
+                body = buffer
+            } else {
+                body.writeImmutableBuffer(buffer)
+            }
             mode = .collecting(head, body)
             return eventLoop.makeSucceededVoidFuture()
         case .streaming(let continuation):

@@ -138,6 +138,7 @@ struct ConnectionPipeline: Sendable {
         )
         let httpHandlers: [any RemovableChannelHandler] = [
             decoder,
+            ReadInterestKeeper(),
             ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals),
             HTTPServerPipelineHandler(),
             ProtocolErrorHandler(refusals: refusals),

@@ -209,3 +209,51 @@ import Testing
         _ = try? channel.finish()
     }
 }
+
+@Suite struct ReadInterestKeeperTests {
+    /// Counts the `read()` calls that reach the socket.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = Never
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    private func connection() throws -> (EmbeddedChannel, ReadCounter) {
+        let counter = ReadCounter()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([counter, ReadInterestKeeper()])
+        counter.reads = 0  // only those asked for from here on
+        return (channel, counter)
+    }
+
+    private func request(_ channel: EmbeddedChannel, headers: HTTPHeaders = [:], end: Bool = true) throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers)
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        if end { try channel.writeInbound(HTTPServerRequestPart.end(nil)) }  // each write ends with a read complete
+    }
+
+    @Test func readsOnWhileAWholeRequestWaitsForItsResponse() throws {
+        let (channel, counter) = try connection()
+        try request(channel)
+        #expect(counter.reads == 1)
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        channel.pipeline.fireChannelReadComplete()
+        #expect(counter.reads == 1)  // answered: reading is the pipeline's business again
+    }
+
+    @Test func leavesPipelinedBodiesAndUpgradesAlone() throws {
+        let (pipelined, pipelinedReads) = try connection()
+        try request(pipelined)
+        try request(pipelined)
+        #expect(pipelinedReads.reads == 1)  // the second request arrived early: no read ahead of it
+        let (streaming, streamingReads) = try connection()
+        try request(streaming, end: false)
+        #expect(streamingReads.reads == 0)
+        let (upgrading, upgradingReads) = try connection()
+        try request(upgrading, headers: ["Upgrade": "websocket", "Connection": "upgrade"])
+        #expect(upgradingReads.reads == 0)
+    }
+}
