@@ -35,7 +35,8 @@ struct TCPProxy: Sendable {
     }
 
     private func connect(_ inbound: any Channel, glue server: GlueHandler, tried: [UpstreamTarget]) {
-        let key = inbound.remoteAddress?.ipAddress
+        // Only a hashing cluster needs the client's address as text (formatting it costs per connection).
+        let key = cluster.hashKey == nil ? nil : inbound.remoteAddress?.ipAddress
         guard let upstream = cluster.pick(key: key, excluding: tried) else {
             logger.warning(
                 "No upstream for connection",
