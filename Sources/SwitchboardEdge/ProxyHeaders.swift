@@ -4,19 +4,22 @@ import NIOHTTP1
 /// The header rules of a proxy hop: what a hop must not pass on, and what it adds about the client.
 enum ProxyHeaders {
     /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded, with any header that `Connection` names.
-    static let hopByHop: Set<String> = [
+    static let hopByHop = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authorization", "proxy-authenticate",
     ]
 
+    /// `headers` without the hop-by-hop ones. Names are compared in place, case-insensitively: headers
+    /// that need no change (most) are returned as they are, without a copy.
     static func removingHopByHop(_ headers: HTTPHeaders) -> HTTPHeaders {
-        let named = Set(
-            headers["connection"].flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        )
-        var kept = HTTPHeaders()
-        for (name, value) in headers where !hopByHop.contains(name.lowercased()) && !named.contains(name.lowercased()) {
-            kept.add(name: name, value: value)
+        var kept = headers
+        for listed in headers["connection"] {
+            for name in listed.split(separator: ",") {
+                kept.remove(name: String(name.trimmingOptionalWhitespace))
+            }
+        }
+        for name in hopByHop where kept.contains(name: name) {
+            kept.remove(name: name)
         }
         return kept
     }
@@ -52,5 +55,15 @@ enum ProxyHeaders {
         }
         let previous = headers["forwarded"].joined(separator: ", ")
         headers.replaceOrAdd(name: "Forwarded", value: previous.isEmpty ? element : "\(previous), \(element)")
+    }
+}
+
+extension Substring {
+    /// Without the spaces and tabs around it (HTTP's optional whitespace, RFC 9110 §5.6.3).
+    fileprivate var trimmingOptionalWhitespace: Substring {
+        var trimmed = self
+        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
+        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
+        return trimmed
     }
 }
