@@ -10,7 +10,7 @@ import NIOHTTP1
 /// request. Placed between the decoder and the pipeline handler, this handler asks for the next read
 /// itself while exactly one request is in flight and has arrived whole. A client that sends its next
 /// request early (pipelining), a body still arriving, or an upgrade leave reading to the pipeline handler
-/// as before. A client that goes away while its request waits is also seen at once.
+/// as before.
 final class ReadInterestKeeper: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart

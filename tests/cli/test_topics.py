@@ -7,10 +7,11 @@ import subprocess
 import threading
 import time
 import http.client
+import socket
 
 import websockets
 
-from conftest import curl
+from conftest import curl, metric
 
 
 def publish(server, topic, data, *extra):
@@ -297,6 +298,23 @@ def test_streams_release_their_subscriptions_when_clients_go(start_server):
     while subscribers(server) != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert subscribers(server) == 0
+
+
+def test_a_long_poll_whose_client_leaves_is_ended_at_once(start_server):
+    # A client that goes is seen at once: its connection closes and the wait is dropped, not held until
+    # `wait` runs out.
+    server = start_server()
+    before = metric(server, "switchboard_open_connections")  # this look's own connection
+    with socket.create_connection(("127.0.0.1", server.port)) as waiting:
+        waiting.sendall(b"GET /v1/topics/left/messages?after=0&wait=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while metric(server, "switchboard_open_connections") != before + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metric(server, "switchboard_open_connections") == before + 1
+    deadline = time.monotonic() + 5
+    while metric(server, "switchboard_open_connections") != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(server, "switchboard_open_connections") == before
 
 
 def test_bench_counts_every_delivery_exactly(start_server):
