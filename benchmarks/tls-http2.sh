@@ -34,28 +34,41 @@ start_nginx <<BLOCK
 BLOCK
 wait_for "https://127.0.0.1:$nginx_port/healthz" -k
 
-# wrk → connections (= requests) per second.
+# wrk against URL, the server's PIDs after `--` → "connections (= requests)/s cpu-s-per-1k-handshakes".
 handshakes() {
-    wrk -t2 -c16 -d"${seconds}s" -H 'Connection: close' "$1" | awk '/^Requests\/sec/ { printf "%.0f\n", $2 }'
+    local url=$1 before after rate total
+    shift 2
+    before=$(cpu_seconds "$@")
+    read -r rate total < <(wrk -t2 -c16 -d"${seconds}s" -H 'Connection: close' "$url" |
+        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
+    after=$(cpu_seconds "$@")
+    echo "$rate $(cpu_per "$before" "$after" "$total" 1000)"
 }
-# h2load → "req/s p99-ms" over `seconds`.
+# h2load against URL, the server's PIDs after `--` → "req/s mean-ms max-ms failed cpu-s-per-100k".
 streams() {
-    h2load -c 10 -m 100 -t 2 -D "$seconds" --warm-up-time 1 "$1" | awk '
+    local url=$1 before after result
+    shift 2
+    before=$(cpu_seconds "$@")
+    result=$(h2load -c 10 -m 100 -t 2 -D "$seconds" --warm-up-time 1 "$url" | awk '
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
         /^finished in/ { rps = $4 + 0 } /^time for request:/ { max = ms($5); mean = ms($6) }
-        /succeeded,/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed,/) failed = $i }
-        END { printf "%.0f %.3f %.3f %s\n", rps, mean, max, failed }'
+        /succeeded,/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^failed,/) failed = $i; if ($(i+1) ~ /^succeeded,/) done = $i } }
+        END { printf "%.0f %.3f %.3f %s %d\n", rps, mean, max, failed, done }')
+    after=$(cpu_seconds "$@")
+    read -r rps mean max failed done <<< "$result"
+    echo "$rps $mean $max $failed $(cpu_per "$before" "$after" "$done" 100000)"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+read -r nginx_hs nginx_hs_cpu < <(handshakes "https://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
+read -r sb_hs sb_hs_cpu < <(handshakes "https://127.0.0.1:$tls_port/healthz" -- "$server")
+read -r nginx_rps nginx_mean nginx_max nginx_failed nginx_cpu < <(streams "https://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
+read -r sb_rps sb_mean sb_max sb_failed sb_cpu < <(streams "https://127.0.0.1:$tls_port/healthz" -- "$server")
 
-nginx_hs=$(handshakes "https://127.0.0.1:$nginx_port/healthz")
-sb_hs=$(handshakes "https://127.0.0.1:$tls_port/healthz")
-read -r nginx_rps nginx_mean nginx_max nginx_failed < <(streams "https://127.0.0.1:$nginx_port/healthz")
-read -r sb_rps sb_mean sb_max sb_failed < <(streams "https://127.0.0.1:$tls_port/healthz")
-
-printf "%-44s %12s %12s %8s\n" "measure (${seconds}s each)" "nginx" "switchboard" "ratio"
-printf "%-44s %12s %12s %8s\n" "TLS handshakes/s (new connection per request)" "$nginx_hs" "$sb_hs" "$(ratio "$sb_hs" "$nginx_hs")"
-printf "%-44s %12s %12s %8s\n" "HTTP/2 req/s (h2load -c 10 -m 100)" "$nginx_rps" "$sb_rps" "$(ratio "$sb_rps" "$nginx_rps")"
-printf "%-44s %12s %12s\n" "HTTP/2 mean / max request time ms" "$nginx_mean/$nginx_max" "$sb_mean/$sb_max"
-printf "%-44s %12s %12s\n" "HTTP/2 failed requests" "$nginx_failed" "$sb_failed"
+row() { printf "%-44s %12s %12s %8s\n" "$@"; }
+row "measure (${seconds}s each)" "nginx" "switchboard" "ratio"
+row "TLS handshakes/s (new connection per request)" "$nginx_hs" "$sb_hs" "$(ratio "$sb_hs" "$nginx_hs")"
+row "  CPU s / 1k handshakes" "$nginx_hs_cpu" "$sb_hs_cpu" "$(ratio "$sb_hs_cpu" "$nginx_hs_cpu")"
+row "HTTP/2 req/s (h2load -c 10 -m 100)" "$nginx_rps" "$sb_rps" "$(ratio "$sb_rps" "$nginx_rps")"
+row "  CPU s / 100k HTTP/2 requests" "$nginx_cpu" "$sb_cpu" "$(ratio "$sb_cpu" "$nginx_cpu")"
+row "HTTP/2 mean / max request time ms" "$nginx_mean/$nginx_max" "$sb_mean/$sb_max" ""
+row "HTTP/2 failed requests" "$nginx_failed" "$sb_failed" ""
