@@ -108,7 +108,7 @@ cpu_seconds() {
 
 # CPU seconds per PER units of work: `cpu_per BEFORE AFTER UNITS PER` (e.g. per 100000 requests).
 cpu_per() {
-    awk -v a="$1" -v b="$2" -v n="$3" -v per="$4" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * per / n; else print "-" }'
+    awk -v a="$1" -v b="$2" -v n="$3" -v per="$4" 'BEGIN { if (n > 0) printf "%.3f", (b - a) * per / n; else print "-" }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Acknowledged durable publishes per second: wrk with 64 keep-alive connections POSTing 256-byte
 # messages to one topic; every 201 is a message committed to SQLite (WAL, durability "process").
-# Prints the rate, latency and how many messages the log holds afterwards.
+# Prints the rate, latency, the server's CPU seconds per 1,000 acknowledged publishes, and how many
+# messages the log holds afterwards.
 #
 # Usage: benchmarks/publish-throughput.sh [duration=10s] [connections=64]
 set -euo pipefail
@@ -24,7 +25,11 @@ done = function(summary, latency, requests)
 end
 LUA
 echo "wrk -t2 -c$connections -d$duration, 256-byte publishes to one topic"
+before=$(cpu_seconds "$server")
 wrk -t2 -c"$connections" -d"$duration" --latency -s "$work/publish.lua" \
-    "http://127.0.0.1:$port/v1/topics/bench/messages" | grep -E "Requests/sec|50%|99%|non-2xx|requests in"
+    "http://127.0.0.1:$port/v1/topics/bench/messages" | grep -E "Requests/sec|50%|99%|non-2xx|requests in" |
+    tee "$work/wrk.out"
+after=$(cpu_seconds "$server")
+echo "server CPU s / 1k publishes: $(cpu_per "$before" "$after" "$(awk '/requests in/ { print $1 }' "$work/wrk.out")" 1000)"
 curl -s "http://127.0.0.1:$port/v1/topics/bench/messages?limit=1" |
     python3 -c 'import json,sys; a=json.load(sys.stdin); print("messages in the log:", a["latestOffset"])'
