@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
@@ -64,6 +65,19 @@ struct ConnectionPipeline: Sendable {
             )
         } else {
             try configureHTTP1(channel, activity: activity)
+        }
+    }
+
+    /// Builds the HTTP/1.1 and HTTP/2 handlers once on embedded channels, before the listeners open, so
+    /// that the Swift runtime instantiates their generic types (and checks their conformances) on one
+    /// thread. Done for the first time by both event loops at once — a burst of connections right after
+    /// start — that instantiation crashed inside the runtime (a null metadata pointer in
+    /// `swift_conformsToProtocol`, seen once in CI).
+    func warmUp() {
+        for configure in [configureHTTP1, configureHTTP2] {
+            let channel = EmbeddedChannel()
+            try? configure(channel, ConnectionActivity())
+            _ = try? channel.finish()
         }
     }
 

@@ -157,6 +157,7 @@ public final class HTTPServer: Service, Sendable {
             protocolSwitches: protocolSwitches,
             tls: tls
         )
+        pipeline.warmUp()
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
