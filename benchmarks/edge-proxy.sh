@@ -48,19 +48,6 @@ measure() {
     echo "$rps $p99 $cpu"
 }
 
-# New proxied connections through URL (wrk -c16, `Connection: close`), the proxy's PIDs after `--` →
-# "connections/s cpu-s-per-1k-connections".
-connections_per_second() {
-    local url=$1 before after result
-    shift 2
-    before=$(cpu_seconds "$@")
-    result=$(wrk -t2 -c16 -d"$duration" -H 'Connection: close' "$url" |
-        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
-    after=$(cpu_seconds "$@")
-    read -r rps total <<< "$result"
-    echo "$rps $(cpu_per "$before" "$after" "$total" 1000)"
-}
-
 # One 512 MiB download through URL, the proxy's PIDs after `--` → "MiB/s cpu-s-per-GiB".
 bulk_mib_per_second() {
     local url=$1 before after speed
@@ -115,7 +102,7 @@ haproxy -f "$work/haproxy.cfg" -db &
 track haproxy
 wait_for "http://127.0.0.1:$haproxy_port/"
 read -r haproxy_rps haproxy_p99 haproxy_cpu < <(measure "http://127.0.0.1:$haproxy_port/" -- "$(pid_of haproxy)")
-read -r haproxy_cps haproxy_cps_cpu < <(connections_per_second "http://127.0.0.1:$haproxy_tcp_port/" -- "$(pid_of haproxy)")
+read -r haproxy_cps haproxy_cps_cpu < <(wrk_connections "$duration" "http://127.0.0.1:$haproxy_tcp_port/" -- "$(pid_of haproxy)")
 read -r haproxy_bulk haproxy_bulk_cpu < <(bulk_mib_per_second "http://127.0.0.1:$haproxy_tcp_port/bulk.bin" -- "$(pid_of haproxy)")
 stop haproxy
 
@@ -136,7 +123,7 @@ CONF
 track edge
 wait_for "http://127.0.0.1:$edge_port/"
 read -r edge_rps edge_p99 edge_cpu < <(measure "http://127.0.0.1:$edge_port/" -- "$(pid_of edge)")
-read -r edge_cps edge_cps_cpu < <(connections_per_second "http://127.0.0.1:$edge_tcp_port/" -- "$(pid_of edge)")
+read -r edge_cps edge_cps_cpu < <(wrk_connections "$duration" "http://127.0.0.1:$edge_tcp_port/" -- "$(pid_of edge)")
 read -r edge_bulk edge_bulk_cpu < <(bulk_mib_per_second "http://127.0.0.1:$edge_tcp_port/bulk.bin" -- "$(pid_of edge)")
 stop edge
 best_rps=$(( nginx_rps > haproxy_rps ? nginx_rps : haproxy_rps ))

@@ -128,3 +128,15 @@ wrk_measure() {
     read -r rps p50 p99 total <<< "$result"
     echo "$rps $p50 $p99 $(cpu_per "$before" "$after" "$total" 100000)"
 }
+
+# New connections through URL for DURATION (wrk -t2 -c16, `Connection: close`: one request per
+# connection), the server's PIDs after `--` → "connections/s cpu-s-per-1k-connections".
+wrk_connections() {
+    local duration=$1 url=$2 before after rate total
+    shift 3
+    before=$(cpu_seconds "$@")
+    read -r rate total < <(wrk -t2 -c16 -d"$duration" -H 'Connection: close' "$url" |
+        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
+    after=$(cpu_seconds "$@")
+    echo "$rate $(cpu_per "$before" "$after" "$total" 1000)"
+}

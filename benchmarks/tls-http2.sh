@@ -34,16 +34,6 @@ start_nginx <<BLOCK
 BLOCK
 wait_for "https://127.0.0.1:$nginx_port/healthz" -k
 
-# wrk against URL, the server's PIDs after `--` → "connections (= requests)/s cpu-s-per-1k-handshakes".
-handshakes() {
-    local url=$1 before after rate total
-    shift 2
-    before=$(cpu_seconds "$@")
-    read -r rate total < <(wrk -t2 -c16 -d"${seconds}s" -H 'Connection: close' "$url" |
-        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
-    after=$(cpu_seconds "$@")
-    echo "$rate $(cpu_per "$before" "$after" "$total" 1000)"
-}
 # h2load against URL, the server's PIDs after `--` → "req/s mean-ms max-ms failed cpu-s-per-100k".
 streams() {
     local url=$1 before after result
@@ -59,8 +49,8 @@ streams() {
     echo "$rps $mean $max $failed $(cpu_per "$before" "$after" "$done" 100000)"
 }
 
-read -r nginx_hs nginx_hs_cpu < <(handshakes "https://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
-read -r sb_hs sb_hs_cpu < <(handshakes "https://127.0.0.1:$tls_port/healthz" -- "$server")
+read -r nginx_hs nginx_hs_cpu < <(wrk_connections "${seconds}s" "https://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
+read -r sb_hs sb_hs_cpu < <(wrk_connections "${seconds}s" "https://127.0.0.1:$tls_port/healthz" -- "$server")
 read -r nginx_rps nginx_mean nginx_max nginx_failed nginx_cpu < <(streams "https://127.0.0.1:$nginx_port/healthz" -- "$(pid_of nginx)")
 read -r sb_rps sb_mean sb_max sb_failed sb_cpu < <(streams "https://127.0.0.1:$tls_port/healthz" -- "$server")
 

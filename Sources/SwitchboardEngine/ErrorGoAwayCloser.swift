@@ -37,14 +37,14 @@ final class ErrorGoAwayCloser: ChannelOutboundHandler, RemovableChannelHandler {
     /// Whether `buffer` is exactly one `GOAWAY` frame whose error code is not `NO_ERROR`.
     static func isErrorGoAway(_ buffer: ByteBuffer) -> Bool {
         let start = buffer.readerIndex
-        guard buffer.readableBytes >= 17,
+        // The type byte first: every other frame is passed over after one read.
+        guard buffer.readableBytes >= 17, buffer.getInteger(at: start + 3, as: UInt8.self) == 0x7,
             let lengthHigh = buffer.getInteger(at: start, as: UInt8.self),
             let lengthLow = buffer.getInteger(at: start + 1, as: UInt16.self),
-            let type = buffer.getInteger(at: start + 3, as: UInt8.self),
             let stream = buffer.getInteger(at: start + 5, as: UInt32.self),
             let errorCode = buffer.getInteger(at: start + 13, as: UInt32.self)
         else { return false }
         let length = Int(lengthHigh) << 16 | Int(lengthLow)
-        return type == 0x7 && stream & 0x7FFF_FFFF == 0 && length == buffer.readableBytes - 9 && errorCode != 0
+        return stream & 0x7FFF_FFFF == 0 && length == buffer.readableBytes - 9 && errorCode != 0
     }
 }
