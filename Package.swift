@@ -30,10 +30,27 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
+        /// The HTTP/1.1 wire format: the request parser the engine's codec and the fuzz target share.
+        .target(
+            name: "SwitchboardHTTP1",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        /// libFuzzer target over the HTTP/1.1 request parser; built without libFuzzer, it replays a corpus.
+        .executableTarget(
+            name: "HTTP1Fuzzer",
+            dependencies: [
+                "SwitchboardHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
         .target(
             name: "SwitchboardEngine",
             dependencies: [
+                "SwitchboardHTTP1",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -180,6 +197,7 @@ let package = Package(
             name: "SwitchboardEngineTests",
             dependencies: [
                 "SwitchboardEngine",
+                "SwitchboardHTTP1",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]

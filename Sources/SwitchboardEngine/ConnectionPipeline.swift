@@ -8,9 +8,9 @@ import NIOTLS
 
 /// Builds the handlers of an accepted connection, nearest the socket first: byte counting; then TLS with
 /// ALPN on the TLS listener, or the prior-knowledge check on the cleartext one; then HTTP/2, whose streams
-/// are each served by the same request handlers, or the HTTP/1.1 codec with the header limit, timeouts,
-/// pipelining, JSON parse errors and the WebSocket upgrade (when an endpoint is configured); last the
-/// journey timing and the request handler.
+/// are each served by the same request handlers, or the engine's HTTP/1.1 codec with the timeouts and the
+/// protocol upgrades (WebSocket endpoints, the edge's relays); last the journey timing and the request
+/// handler.
 struct ConnectionPipeline: Sendable {
     let limits: HTTPLimits
     let http2: HTTP2Configuration
@@ -137,37 +137,18 @@ struct ConnectionPipeline: Sendable {
             + protocolSwitches.map { protocolSwitch in { protocolSwitch.makeUpgrader() } }
     }
 
+    /// HTTP/1.1: the engine's codec, the header and idle timeouts, the upgrade handler when anything can
+    /// take an upgrade, then the request handlers.
     private func configureHTTP1(_ channel: any Channel, activity: ConnectionActivity) throws {
         let refusals = Refusals(metrics: metrics, accessLogger: accessLogger)
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-        let pipeline = channel.pipeline.syncOperations
-        let encoder = HTTPResponseEncoder(configuration: .init())
-        let decoder = ByteToMessageHandler(
-            HTTPRequestDecoder(
-                leftOverBytesStrategy: upgraders.isEmpty ? .dropBytes : .forwardBytes,
-                limitConfiguration: decoderLimits
-            )
-        )
-        let httpHandlers: [any RemovableChannelHandler] = [
-            decoder,
-            ReadInterestKeeper(),
-            ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals),
-            HTTPServerPipelineHandler(),
-            ProtocolErrorHandler(refusals: refusals),
-        ]
+        let codec = HTTP1ServerCodec(maxHeadBytes: limits.maxHeaderBytes, refusals: refusals)
+        let timeouts = ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals)
         let requestHandlers = requestHandlers(activity: activity, isStream: false)
-        try pipeline.addHandler(encoder)
-        try pipeline.addHandlers(httpHandlers)
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandlers([codec, timeouts])
         if !upgraders.isEmpty {
             try pipeline.addHandler(
-                HTTPServerUpgradeHandler(
-                    upgraders: upgraders.map { $0() },
-                    httpEncoder: encoder,
-                    extraHTTPHandlers: httpHandlers + requestHandlers,
-                    upgradeCompletionHandler: { _ in }
-                )
+                HTTP1UpgradeHandler(upgraders: upgraders, httpHandlers: [timeouts, codec] + requestHandlers)
             )
         }
         try pipeline.addHandlers(requestHandlers)

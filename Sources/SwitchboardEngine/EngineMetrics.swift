@@ -25,7 +25,7 @@ public struct EngineMetrics: Sendable {
         }
         self.requestTimer = Timer(label: "switchboard_request_seconds", factory: factory)
         self.refusedRequests = Dictionary(
-            uniqueKeysWithValues: HTTPError.refusalCodes.map { code in
+            uniqueKeysWithValues: Refusals.codes.map { code in
                 (
                     code,
                     Counter(label: "switchboard_refused_requests_total", dimensions: [("code", code)], factory: factory)

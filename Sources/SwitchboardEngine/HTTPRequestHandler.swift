@@ -15,8 +15,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State {
         /// Waiting for the next head.
         case idle
-        /// Collecting the body of a routed request.
-        case readingBody(RoutedRequest, body: ByteBuffer?)
+        /// Collecting the body of a routed request (into `collectedBody`).
+        case readingBody(RoutedRequest)
         /// Passing the body of a streaming route to its running handler.
         case streamingBody(RoutedRequest, source: RequestBodyStream.Producer.Source, received: Int)
         /// The request was answered before its body ended; its remaining parts are dropped.
@@ -38,6 +38,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let responder: any HTTPResponder
     private let logger: Logger
     private var state = State.idle
+    /// The body read so far of a `.readingBody` request, kept outside `state` so that appending to it
+    /// does not copy it.
+    private var collectedBody: ByteBuffer?
     /// The task of an async handler or a streamed body, cancelled if the client goes away.
     private var runningTask: Task<Void, Never>?
 
@@ -59,8 +62,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             receive(head, context: context)
-        case (.body(var chunk), .readingBody(let routed, var body)):
-            guard (body?.readableBytes ?? 0) + chunk.readableBytes <= routed.maxBodyBytes else {
+        case (.body(var chunk), .readingBody(let routed)):
+            guard (collectedBody?.readableBytes ?? 0) + chunk.readableBytes <= routed.maxBodyBytes else {
+                collectedBody = nil
                 respond(
                     .error(.bodyTooLarge(limit: routed.maxBodyBytes)),
                     to: routed.head,
@@ -69,12 +73,11 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 )
                 return
             }
-            if body == nil {
-                body = chunk
+            if collectedBody == nil {
+                collectedBody = chunk
             } else {
-                body!.writeBuffer(&chunk)
+                collectedBody!.writeBuffer(&chunk)
             }
-            state = .readingBody(routed, body: body)
         case (.body(let chunk), .streamingBody(let routed, let source, let received)):
             let total = received + chunk.readableBytes
             state = .streamingBody(routed, source: source, received: total)
@@ -91,10 +94,12 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             source.finish()
             state = .responding
             resumeReading(context: context)
-        case (.end, .readingBody(let routed, let body)):
+        case (.end, .readingBody(let routed)):
+            let body = collectedBody ?? ByteBuffer()
+            collectedBody = nil
             let request = Request(
                 head: routed.head,
-                body: body ?? ByteBuffer(),
+                body: body,
                 parameters: routed.parameters,
                 remoteAddress: context.channel.remoteAddress
             )
@@ -154,7 +159,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .streaming(let handle) = handler {
                 startStreaming(handle, routed, context: context)
             } else {
-                state = .readingBody(routed, body: nil)
+                state = .readingBody(routed)
             }
         }
     }

@@ -2,28 +2,42 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Requests the pipeline refuses before any route sees them (parse errors, oversized or slow heads):
-/// each is answered with a JSON error and `Connection: close`, counted, and written to the access log.
+/// Requests the engine refuses before any route sees them (malformed, oversized or slow heads): each is
+/// answered with a JSON error and `Connection: close`, counted, and written to the access log.
 struct Refusals: Sendable {
     let metrics: EngineMetrics
     let accessLogger: Logger?
 
-    /// Writes `error` from `context` towards the socket, records it, then closes the connection.
-    func refuse(_ error: HTTPError, context: ChannelHandlerContext) {
+    /// Every code a refused request can get.
+    static let codes = [
+        "header_too_large", "invalid_request_line", "version_not_supported", "invalid_header", "invalid_host",
+        "invalid_content_length", "ambiguous_framing", "invalid_transfer_encoding", "unsupported_transfer_coding",
+        "invalid_chunk", "header_timeout",
+    ]
+
+    /// Counts `error` and writes its access-log line.
+    func record(_ error: HTTPError, peer: SocketAddress?) {
         metrics.recordRefusal(error)
         accessLogger?.info(
             "refused \(error.status.code)",
-            metadata: [
-                "code": "\(error.code)",
-                "peer": "\(context.channel.remoteAddress?.description ?? "?")",
-            ]
+            metadata: ["code": "\(error.code)", "peer": "\(peer?.description ?? "?")"]
         )
+    }
+
+    /// The head and body that answer a refused request.
+    static func response(to error: HTTPError) -> (HTTPResponseHead, ByteBuffer) {
         let body = error.jsonBody
         var headers = error.headers
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Connection", value: "close")
-        let head = HTTPResponseHead(version: .http1_1, status: error.status, headers: headers)
+        return (HTTPResponseHead(version: .http1_1, status: error.status, headers: headers), body)
+    }
+
+    /// Records `error`, writes its answer from `context` towards the socket, then closes the connection.
+    func refuse(_ error: HTTPError, context: ChannelHandlerContext) {
+        record(error, peer: context.channel.remoteAddress)
+        let (head, body) = Self.response(to: error)
         context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
         let channel = context.channel

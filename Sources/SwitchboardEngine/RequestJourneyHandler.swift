@@ -65,9 +65,23 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             streamBytesOut += isStream ? body.readableBytes : 0
             context.write(data, promise: promise)
         case .end:
+            // What the log line needs is taken now: a pipelined request may begin before the flush.
+            guard let journey, let request else {
+                context.write(data, promise: promise)
+                return
+            }
+            let finished = FinishedRequest(
+                journey: journey,
+                head: request,
+                status: status,
+                bytesWrittenBefore: bytesWrittenBefore,
+                streamBytes: (streamBytesIn, streamBytesOut)
+            )
+            self.journey = nil
+            self.request = nil
             let promise = promise ?? context.eventLoop.makePromise()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            promise.futureResult.whenSuccess { loopBound.value.responseFlushed() }
+            promise.futureResult.whenSuccess { loopBound.value.responseFlushed(finished) }
             context.write(data, promise: promise)
         default:
             context.write(data, promise: promise)
@@ -92,21 +106,28 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         )
     }
 
-    private func responseFlushed() {
-        guard var journey, let request else { return }
+    /// A response whose end was written, waiting for its flush.
+    private struct FinishedRequest {
+        var journey: RequestJourney
+        var head: HTTPRequestHead
+        var status: HTTPResponseStatus
+        var bytesWrittenBefore: Int
+        var streamBytes: (in: Int, out: Int)
+    }
+
+    private func responseFlushed(_ finished: FinishedRequest) {
+        var journey = finished.journey
         journey.responseFlushed = .now()
-        metrics.record(journey, status: status)
-        let bytesIn = isStream ? streamBytesIn : activity.bytesRead - bytesReadBefore
-        let bytesOut = isStream ? streamBytesOut : activity.bytesWritten - bytesWrittenBefore
+        metrics.record(journey, status: finished.status)
+        let bytesIn = isStream ? finished.streamBytes.in : activity.bytesRead - bytesReadBefore
+        let bytesOut = isStream ? finished.streamBytes.out : activity.bytesWritten - finished.bytesWrittenBefore
         bytesReadBefore = activity.bytesRead
-        self.journey = nil
-        self.request = nil
         guard let accessLogger else { return }
         let stages = journey.stageDurations
             .map { "\($0.0.rawValue)=\(String(format: "%.3f", $0.1.milliseconds))" }
             .joined(separator: ",")
         accessLogger.info(
-            "\(request.method.rawValue) \(Self.redacted(request.uri)) \(status.code)",
+            "\(finished.head.method.rawValue) \(Self.redacted(finished.head.uri)) \(finished.status.code)",
             metadata: [
                 "bytes_in": "\(bytesIn)",
                 "bytes_out": "\(bytesOut)",

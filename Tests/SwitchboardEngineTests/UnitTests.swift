@@ -86,38 +86,6 @@ import Testing
     }
 }
 
-@Suite struct ProtocolErrorHandlerTests {
-    @Test func parserErrorBecomesJSON400OnEmbeddedChannel() throws {
-        let channel = EmbeddedChannel()
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-        try channel.pipeline.syncOperations.addHandler(
-            ProtocolErrorHandler(
-                refusals: Refusals(metrics: EngineMetrics(factory: NOOPMetricsHandler.instance), accessLogger: nil)
-            )
-        )
-        #expect(throws: HTTPParserError.self) {
-            try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n"))
-        }
-        var written = ""
-        while var chunk = try channel.readOutbound(as: IOData.self) {
-            if case .byteBuffer(var buffer) = chunk {
-                written += buffer.readString(length: buffer.readableBytes) ?? ""
-            }
-            chunk = .byteBuffer(ByteBuffer())
-        }
-        #expect(written.hasPrefix("HTTP/1.1 400 Bad Request"))
-        #expect(written.contains(#"{"error":{"code":"invalid_header""#))
-        #expect(written.contains("Connection: close"))
-        _ = try? channel.finish()
-    }
-
-    @Test func headerOverflowMapsTo431() {
-        #expect(HTTPError(HTTPParserError.headerOverflow).status == .requestHeaderFieldsTooLarge)
-    }
-}
-
 @Suite struct WorkerPoolTests {
     @Test func runsWorkOffTheCallerAndReturnsResults() async throws {
         let pool = WorkerPool(threads: 2)
@@ -207,53 +175,5 @@ import Testing
         try channel.writeOutbound(goAway)
         #expect(channel.isActive)
         _ = try? channel.finish()
-    }
-}
-
-@Suite struct ReadInterestKeeperTests {
-    /// Counts the `read()` calls that reach the socket.
-    final class ReadCounter: ChannelOutboundHandler {
-        typealias OutboundIn = Never
-        var reads = 0
-        func read(context: ChannelHandlerContext) {
-            reads += 1
-            context.read()
-        }
-    }
-
-    private func connection() throws -> (EmbeddedChannel, ReadCounter) {
-        let counter = ReadCounter()
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandlers([counter, ReadInterestKeeper()])
-        counter.reads = 0  // only those asked for from here on
-        return (channel, counter)
-    }
-
-    private func request(_ channel: EmbeddedChannel, headers: HTTPHeaders = [:], end: Bool = true) throws {
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers)
-        try channel.writeInbound(HTTPServerRequestPart.head(head))
-        if end { try channel.writeInbound(HTTPServerRequestPart.end(nil)) }  // each write ends with a read complete
-    }
-
-    @Test func readsOnWhileAWholeRequestWaitsForItsResponse() throws {
-        let (channel, counter) = try connection()
-        try request(channel)
-        #expect(counter.reads == 1)
-        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
-        channel.pipeline.fireChannelReadComplete()
-        #expect(counter.reads == 1)  // answered: reading is the pipeline's business again
-    }
-
-    @Test func leavesPipelinedBodiesAndUpgradesAlone() throws {
-        let (pipelined, pipelinedReads) = try connection()
-        try request(pipelined)
-        try request(pipelined)
-        #expect(pipelinedReads.reads == 1)  // the second request arrived early: no read ahead of it
-        let (streaming, streamingReads) = try connection()
-        try request(streaming, end: false)
-        #expect(streamingReads.reads == 0)
-        let (upgrading, upgradingReads) = try connection()
-        try request(upgrading, headers: ["Upgrade": "websocket", "Connection": "upgrade"])
-        #expect(upgradingReads.reads == 0)
     }
 }

@@ -1,0 +1,77 @@
+import NIOCore
+import SwitchboardHTTP1
+
+/// Feeds `bytes` to the HTTP/1.1 request parser whole and again in two pieces, split where the first
+/// byte says; the parser must never crash or loop, and both runs must give the same parts and failure.
+func checkParser(_ bytes: UnsafeRawBufferPointer) {
+    guard let first = bytes.first else { return }
+    let split = Int(first) * bytes.count / 256
+    let whole = parse([bytes[...]])
+    let pieces = parse([bytes[..<split], bytes[split...]])
+    precondition(whole.parts == pieces.parts, "parts differ when the input is split at \(split)")
+    precondition(whole.failure == pieces.failure, "failures differ when the input is split at \(split)")
+}
+
+private func parse(
+    _ pieces: [Slice<UnsafeRawBufferPointer>]
+) -> (parts: [HTTP1RequestParser.Part], failure: HTTP1RequestParser.Failure?) {
+    var parser = HTTP1RequestParser(maxHeadBytes: 1024, maxFieldCount: 16)
+    var buffer = ByteBuffer()
+    var parts: [HTTP1RequestParser.Part] = []
+    do {
+        for piece in pieces {
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: piece))
+            while let part = try parser.next(from: &buffer) {
+                // Adjacent body slices are joined: how the bytes arrived must not matter.
+                if case .body(var next) = part, case .body(var body)? = parts.last {
+                    body.writeBuffer(&next)
+                    parts[parts.count - 1] = .body(body)
+                } else {
+                    parts.append(part)
+                }
+            }
+        }
+    } catch {
+        return (parts, error as? HTTP1RequestParser.Failure)
+    }
+    return (parts, nil)
+}
+
+#if FUZZING
+/// libFuzzer's entry point (`swift build -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING`).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzHTTP1Parser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    checkParser(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+/// libFuzzer's driver, which its own `main` would call.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ test: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// The executable's entry point: SwiftPM links `main` to `<module>_main`, so libFuzzer's `main` is not
+/// used and this one starts its driver.
+@_cdecl("HTTP1Fuzzer_main")
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runFuzzerDriver(&argc, &argv, fuzzHTTP1Parser)
+}
+#else
+    import Foundation
+
+    /// Without libFuzzer: runs the same check over the files named (a corpus), as a test does.
+    @main struct HTTP1FuzzerReplay {
+        static func main() throws {
+            for path in CommandLine.arguments.dropFirst() {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                data.withUnsafeBytes(checkParser)
+            }
+            print("checked \(CommandLine.arguments.count - 1) inputs")
+        }
+    }
+#endif
