@@ -38,29 +38,29 @@ private func parse(
 }
 
 #if FUZZING
-/// libFuzzer's entry point (`swift build -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING`).
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzHTTP1Parser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    checkParser(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
+    /// libFuzzer's entry point (`swift build -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING`).
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzHTTP1Parser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+        checkParser(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+    }
 
-/// libFuzzer's driver, which its own `main` would call.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ test: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
+    /// libFuzzer's driver, which its own `main` would call.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runFuzzerDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ test: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+    ) -> CInt
 
-/// The executable's entry point: SwiftPM links `main` to `<module>_main`, so libFuzzer's `main` is not
-/// used and this one starts its driver.
-@_cdecl("HTTP1Fuzzer_main")
-public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    var argc = argc
-    var argv = argv
-    return runFuzzerDriver(&argc, &argv, fuzzHTTP1Parser)
-}
+    /// The executable's entry point: SwiftPM links `main` to `<module>_main`, so libFuzzer's `main` is not
+    /// used and this one starts its driver.
+    @_cdecl("HTTP1Fuzzer_main")
+    public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+        var argc = argc
+        var argv = argv
+        return runFuzzerDriver(&argc, &argv, fuzzHTTP1Parser)
+    }
 #else
     import Foundation
 

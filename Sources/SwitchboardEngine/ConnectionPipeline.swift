@@ -127,7 +127,12 @@ struct ConnectionPipeline: Sendable {
                 accessLogger: accessLogger,
                 isStream: isStream
             ),
-            HTTPRequestHandler(responder: responder, crossOrigin: crossOrigin, logger: logger),
+            HTTPRequestHandler(
+                responder: responder,
+                crossOrigin: crossOrigin,
+                logger: logger,
+                refusesAfterBody: isStream
+            ),
         ]
     }
 

@@ -21,6 +21,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case streamingBody(RoutedRequest, source: RequestBodyStream.Producer.Source, received: Int)
         /// The request was answered before its body ended; its remaining parts are dropped.
         case skippingBody
+        /// The request is refused (no route, say); the answer waits for the end of its body, dropped.
+        case refusing(HTTPError, HTTPRequestHead)
         /// The handler or a streamed body is running.
         case responding
         /// The connection is closing: everything further is dropped.
@@ -52,10 +54,16 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The request broke a limit while streaming: its answer closes the connection.
     private var closeAfterResponse = false
 
-    init(responder: any HTTPResponder, crossOrigin: CrossOriginPolicy, logger: Logger) {
+    /// Whether a refused request is answered only once its body has ended. On an HTTP/2 stream this
+    /// lets the protocol check the body against `content-length` first (RFC 9113 §8.1.1); an HTTP/1.1
+    /// connection answers at once and skips the body.
+    private let refusesAfterBody: Bool
+
+    init(responder: any HTTPResponder, crossOrigin: CrossOriginPolicy, logger: Logger, refusesAfterBody: Bool) {
         self.responder = responder
         self.crossOrigin = crossOrigin
         self.logger = logger
+        self.refusesAfterBody = refusesAfterBody
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -106,6 +114,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             run(routed.handler, for: request, context: context)
         case (.end, .skippingBody):
             state = .idle
+        case (.end, .refusing(let error, let head)):
+            state = .responding
+            respond(.error(error), to: head, context: context)
         default:
             break  // Parts of a request answered early, or of a connection that is closing.
         }
@@ -141,6 +152,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         switch responder.route(head) {
+        case .failure(let error) where refusesAfterBody:
+            state = .refusing(error, head)
         case .failure(let error):
             state = .skippingBody
             respond(.error(error), to: head, context: context)

@@ -10,9 +10,9 @@ struct Refusals: Sendable {
 
     /// Every code a refused request can get.
     static let codes = [
-        "header_too_large", "invalid_request_line", "version_not_supported", "invalid_header", "invalid_host",
-        "invalid_content_length", "ambiguous_framing", "invalid_transfer_encoding", "unsupported_transfer_coding",
-        "invalid_chunk", "header_timeout",
+        "header_too_large", "invalid_request_line", "not_http", "version_not_supported", "invalid_header",
+        "invalid_host", "invalid_content_length", "ambiguous_framing", "invalid_transfer_encoding",
+        "unsupported_transfer_coding", "invalid_chunk", "header_timeout",
     ]
 
     /// Counts `error` and writes its access-log line.

@@ -16,6 +16,9 @@ public struct HTTP1RequestParser: Sendable {
         /// The head (request line and fields) is larger than the limit, or has too many fields.
         case headTooLarge
         case invalidRequestLine
+        /// The request line names a protocol other than HTTP (another protocol's bytes, such as an HTTP/2
+        /// connection preface that is not one): there is no HTTP to answer in.
+        case notHTTP
         case unsupportedVersion
         case invalidHeader
         /// HTTP/1.1 requires exactly one `Host` with a valid value.
@@ -211,7 +214,8 @@ public struct HTTP1RequestParser: Sendable {
         let target = rest[..<secondSpace]
         guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw Failure.invalidRequestLine }
         let versionBytes = rest[(secondSpace + 1)...]
-        guard versionBytes.count == 8, versionBytes.starts(with: "HTTP/".utf8) else { throw Failure.invalidRequestLine }
+        guard versionBytes.starts(with: "HTTP/".utf8) else { throw Failure.notHTTP }
+        guard versionBytes.count == 8 else { throw Failure.invalidRequestLine }
         let major = versionBytes[versionBytes.startIndex + 5]
         let dot = versionBytes[versionBytes.startIndex + 6]
         let minor = versionBytes[versionBytes.startIndex + 7]

@@ -92,6 +92,7 @@ private func refusal(_ bytes: String) -> HTTP1RequestParser.Failure? {
         ("GET /\u{7F} HTTP/1.1\r\nHost: x\r\n\r\n", .invalidRequestLine),
         ("G(T / HTTP/1.1\r\nHost: x\r\n\r\n", .invalidRequestLine),
         ("GET / HTTP/9.9 extra\r\n\r\n", .invalidRequestLine),
+        ("INVALID CONNECTION PREFACE\r\n\r\n", .notHTTP),
         ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", .unsupportedVersion),
         ("GET / HTTP/1.1\nHost: x\r\n\r\n", .invalidRequestLine),
         ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", .invalidHeader),

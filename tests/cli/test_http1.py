@@ -69,6 +69,11 @@ def test_requests_rfc_9112_forbids_are_refused_with_json_and_closed(start_server
     assert closed
 
 
+def test_bytes_of_another_protocol_are_closed_without_an_answer(start_server):
+    server = start_server()
+    assert exchange(server, b"INVALID CONNECTION PREFACE\r\n\r\n") == (b"", True)
+
+
 def test_pipelined_requests_are_answered_in_order_on_one_connection(start_server):
     server = start_server()
     payload = (b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

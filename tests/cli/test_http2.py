@@ -69,6 +69,21 @@ def test_h2c_can_be_switched_off_and_a_stalled_preface_is_closed(start_server):
         assert 0.5 < time.monotonic() - started < 4
 
 
+def test_a_body_that_is_not_its_content_length_is_a_stream_error(start_server):
+    """RFC 9113 §8.1.1: checked before any answer, also for a request that will be refused (a 405 here)."""
+    server = start_server()
+    client = H2Client(server.port)
+    for path in ("/v1/topics/lengths/messages", "/healthz"):
+        stream = client.request("POST", path, headers=[("content-length", "1")], more_to_come=True)
+        client.conn.send_data(stream, b"test", end_stream=True)
+        client.flush()
+        reset = client.wait_for(lambda e: isinstance(e, (h2.events.StreamReset, h2.events.ResponseReceived)))
+        assert isinstance(reset, h2.events.StreamReset) and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    client.close()
+    _, body = curl(f"{server.url}/v1/topics/lengths/messages?after=0")
+    assert json.loads(body)["messages"] == []
+
+
 def test_httpx_and_h2load_over_tls_and_h2c(start_server, tmp_path):
     server, port, certificate = start_tls_server(start_server, tmp_path)
     trust = ssl.create_default_context(cafile=str(certificate))

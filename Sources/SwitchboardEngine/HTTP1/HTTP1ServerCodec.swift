@@ -132,8 +132,9 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
         received = nil
         let error = HTTPError(failure)
         refusals.record(error, peer: context.channel.remoteAddress)
-        guard framing == nil, context.channel.isActive else {
-            context.close(promise: nil)  // A response has begun: it cannot be replaced by an error.
+        // Not HTTP, or a response has begun (which an error cannot replace): closed without an answer.
+        guard failure != .notHTTP, framing == nil, context.channel.isActive else {
+            context.close(promise: nil)
             return
         }
         let (head, body) = Refusals.response(to: error)
@@ -302,6 +303,8 @@ extension HTTPError {
             )
         case .invalidRequestLine:
             self.init(.badRequest, code: "invalid_request_line", message: "The request line is not valid HTTP/1.1")
+        case .notHTTP:
+            self.init(.badRequest, code: "not_http", message: "The bytes received are not an HTTP request")
         case .unsupportedVersion:
             self.init(.httpVersionNotSupported, code: "version_not_supported", message: "Only HTTP/1.x is served here")
         case .invalidHeader:
