@@ -47,6 +47,10 @@ struct RequestJourney {
 }
 
 extension TimeAmount {
-    /// Milliseconds with microsecond precision, for logs.
-    var milliseconds: Double { Double(nanoseconds) / 1_000_000 }
+    /// Milliseconds with three decimals (`12.345`), for logs; integer arithmetic, no formatter.
+    var millisecondsText: String {
+        let microseconds = max(0, nanoseconds) / 1000
+        let fraction = String(microseconds % 1000)
+        return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.utf8.count) + fraction
+    }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -123,15 +122,17 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         let bytesOut = isStream ? finished.streamBytes.out : activity.bytesWritten - finished.bytesWrittenBefore
         bytesReadBefore = activity.bytesRead
         guard let accessLogger else { return }
-        let stages = journey.stageDurations
-            .map { "\($0.0.rawValue)=\(String(format: "%.3f", $0.1.milliseconds))" }
-            .joined(separator: ",")
+        var stages = ""
+        for (stage, duration) in journey.stageDurations {
+            stages += stages.isEmpty ? stage.rawValue : "," + stage.rawValue
+            stages += "=" + duration.millisecondsText
+        }
         accessLogger.info(
             "\(finished.head.method.rawValue) \(Self.redacted(finished.head.uri)) \(finished.status.code)",
             metadata: [
                 "bytes_in": "\(bytesIn)",
                 "bytes_out": "\(bytesOut)",
-                "duration_ms": "\(String(format: "%.3f", journey.total.milliseconds))",
+                "duration_ms": "\(journey.total.millisecondsText)",
                 "stages_ms": "\(stages)",
             ]
         )

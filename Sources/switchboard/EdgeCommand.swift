@@ -24,11 +24,8 @@ struct EdgeCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
             throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, level: level) }
+        defer { LogOutput.standardError.flush() }
         let logger = Logger(label: "switchboard-edge")
         var accessLogger = logger
         accessLogger[metadataKey: "log"] = "access"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Switchboard
+import SwitchboardEngine
 
 /// `switchboard serve`: runs a node until SIGTERM or Ctrl-C.
 struct ServeCommand: AsyncParsableCommand {
@@ -98,11 +99,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, level: level) }
+        defer { LogOutput.standardError.flush() }
         let logger = Logger(label: "switchboard")
         let node = try await ServeNode(settings: settings, logger: logger)
         try await node.run()

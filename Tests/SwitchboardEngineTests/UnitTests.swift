@@ -1,4 +1,6 @@
 import CoreMetrics
+import Foundation
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -175,5 +177,46 @@ import Testing
         try channel.writeOutbound(goAway)
         #expect(channel.isActive)
         _ = try? channel.finish()
+    }
+}
+
+@Suite struct BufferedLogHandlerTests {
+    /// What a pipe received so far.
+    private func drain(_ pipe: Pipe) -> String {
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var text = ""
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while case let count = read(fd, &chunk, chunk.count), count > 0 {
+            text += String(decoding: chunk[..<count], as: UTF8.self)
+        }
+        return text
+    }
+
+    @Test func accessLinesWaitInTheirThreadsBufferAndOthersGoAtOnce() async throws {
+        let pipe = Pipe()
+        let output = LogOutput(fileDescriptor: pipe.fileHandleForWriting.fileDescriptor, interval: .seconds(3600))
+        var accessLogger = Logger(label: "test") { BufferedLogHandler(label: $0, level: .info, output: output) }
+        accessLogger[metadataKey: "log"] = "access"
+        let access = accessLogger
+        let plain = Logger(label: "test") { BufferedLogHandler(label: $0, level: .info, output: output) }
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    for line in 0..<100 {
+                        access.info("GET /\(task)/\(line) 200", metadata: ["bytes_out": "12", "a": "1"])
+                    }
+                }
+            }
+        }
+        #expect(drain(pipe).isEmpty)  // all still buffered: no timer has fired, no buffer is full
+        output.flush()
+        let lines = drain(pipe).split(separator: "\n")
+        #expect(lines.count == 400)  // (under a pipe's 64 KiB, which nothing reads meanwhile)
+        #expect(
+            lines.allSatisfy { $0.contains(" info test: a=1 bytes_out=12 log=access [SwitchboardEngineTests] GET /") }
+        )
+        plain.notice("started", metadata: ["port": "8080"])
+        #expect(drain(pipe).hasSuffix(" notice test: port=8080 [SwitchboardEngineTests] started\n"))
     }
 }

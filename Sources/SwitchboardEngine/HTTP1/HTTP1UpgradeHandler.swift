@@ -77,25 +77,24 @@ final class HTTP1UpgradeHandler: ChannelInboundHandler, RemovableChannelHandler 
         head: HTTPRequestHead,
         context: ChannelHandlerContext
     ) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         upgrader.buildUpgradeResponse(
             channel: context.channel,
             upgradeRequest: head,
             initialResponseHeaders: ["connection": "upgrade", "upgrade": protocolName]
         )
         .hop(to: context.eventLoop)
+        .assumeIsolated()
         .whenComplete { result in
-            let (handler, context) = loopBound.value
-            guard case .deciding(let head, let parts, _) = handler.state else { return }
+            guard case .deciding(let head, let parts, _) = self.state else { return }
             switch result {
             case .success(let headers):
-                let accepted = { handler.switchProtocols(upgrader, head: head, headers: headers, context: context) }
-                handler.state = .deciding(head: head, parts: parts, accepted: accepted)
+                let accepted = { self.switchProtocols(upgrader, head: head, headers: headers, context: context) }
+                self.state = .deciding(head: head, parts: parts, accepted: accepted)
                 if parts.contains(where: { if case .end = $0 { true } else { false } }) {
                     accepted()
                 }
             case .failure:
-                handler.decline(head: head, parts: parts, context: context)
+                self.decline(head: head, parts: parts, context: context)
             }
         }
     }
@@ -123,18 +122,16 @@ final class HTTP1UpgradeHandler: ChannelInboundHandler, RemovableChannelHandler 
         for handler in httpHandlers {
             _ = pipeline.removeHandler(handler)
         }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        upgrader.upgrade(context: context, upgradeRequest: head).hop(to: context.eventLoop).whenComplete { result in
-            let (handler, context) = loopBound.value
-            switch result {
-            case .success:
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            case .failure(let error):
-                context.fireErrorCaught(error)
-                context.close(promise: nil)
+        upgrader.upgrade(context: context, upgradeRequest: head).hop(to: context.eventLoop).assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success:
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                case .failure(let error):
+                    context.fireErrorCaught(error)
+                    context.close(promise: nil)
+                }
             }
-            _ = handler
-        }
     }
 
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
