@@ -98,17 +98,13 @@ public final class EdgeNode: Service, Sendable {
             )
             try await server.run()
         case .tcp, .forward:
-            let raw = RawListener(
-                name: name,
-                host: host,
-                port: port,
-                executionModel: model,
-                group: eventLoopGroup,
-                drainTimeout: drainTimeout,
-                logger: logger,
-                initialize: { [self] channel in initialize(channel, for: listener) }
-            )
-            try await raw.run { await onListening(name, $0) }
+            var options = ListeningSockets.Options()
+            options.allowRemoteHalfClosure = true  // a tunnel's sides end one at a time
+            let sockets = try await ListeningSockets(executionModel: model, group: eventLoopGroup, options: options)
+                .bind(host: host, port: port) { [self] channel in initialize(channel, for: listener) }
+            await onListening(name, sockets.address)
+            try? await gracefulShutdown()
+            await sockets.drain(timeout: drainTimeout)
         }
     }
 

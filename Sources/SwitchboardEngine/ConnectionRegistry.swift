@@ -4,7 +4,7 @@ import NIOCore
 /// The open connections of every listener of a server. It caps their number: at the cap a listener
 /// stops asking the kernel for new connections (they wait in the accept queue) instead of accepting and
 /// failing them, and asks again as soon as one closes. It also closes them all when draining runs out.
-final class ConnectionRegistry: Sendable {
+public final class ConnectionRegistry: Sendable {
     private struct State {
         var open: [ObjectIdentifier: any Channel] = [:]
         /// Listeners holding back a read because the cap was reached.
@@ -14,11 +14,11 @@ final class ConnectionRegistry: Sendable {
     let maxConnections: Int
     private let state = NIOLockedValueBox(State())
 
-    init(maxConnections: Int) {
+    public init(maxConnections: Int) {
         self.maxConnections = maxConnections
     }
 
-    var openConnections: Int { state.withLockedValue { $0.open.count } }
+    public var openConnections: Int { state.withLockedValue { $0.open.count } }
 
     /// Closes every open connection.
     func closeAll() {

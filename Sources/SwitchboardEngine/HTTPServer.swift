@@ -6,9 +6,9 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// The HTTP server (HTTP/1.1, and HTTP/2 over TLS or with prior knowledge): binds its listeners for the configured execution model, serves each connection
-/// in its own task, and on graceful shutdown closes the listeners at once, lets requests in flight
-/// finish within the drain timeout, then closes what is left.
+/// The HTTP server (HTTP/1.1, and HTTP/2 over TLS or with prior knowledge): binds its listeners for the
+/// configured execution model, serves each connection on its event loop, and on graceful shutdown closes
+/// the listeners at once, lets requests in flight finish within the drain timeout, then closes what is left.
 public final class HTTPServer: Service, Sendable {
     public typealias ListeningCallback = @Sendable (SocketAddress) async -> Void
 
@@ -68,83 +68,54 @@ public final class HTTPServer: Service, Sendable {
 
     /// Listens until graceful shutdown (or cancellation), then drains.
     private func serve(on group: any EventLoopGroup) async throws {
-        let registry = ConnectionRegistry(maxConnections: configuration.limits.maxConnections)
-        var listeners = configuration.servesCleartext ? try await bindListeners(on: group, registry: registry) : []
-        for address in Set(listeners.map(\.address)) {
+        // One registry: `--max-connections` caps the cleartext and TLS listeners together.
+        let connections = ConnectionRegistry(maxConnections: configuration.limits.maxConnections)
+        var bound: [BoundSockets] = []
+        if configuration.servesCleartext {
+            let cleartext = try await bind(group: group, connections: connections, tls: nil)
             logger.info(
                 "Listening",
                 metadata: [
-                    "address": "\(address.hostAndPort)",
+                    "address": "\(cleartext.address.hostAndPort)",
                     "execution_model": "\(configuration.executionModel.rawValue)",
-                    "listeners": "\(listeners.count)",
+                    "listeners": "\(cleartext.count)",
                 ]
             )
-            await onListening(address)
+            await onListening(cleartext.address)
+            bound.append(cleartext)
         }
         if let tls = configuration.tls {
-            let listener = try await bind(
-                group: group,
-                host: tls.host,
-                port: tls.port,
-                registry: registry,
-                tls: try tls.makeContext()
-            )
-            logger.info("Listening with TLS", metadata: ["tls_address": "\(listener.address.hostAndPort)"])
+            let secure = try await bind(group: group, connections: connections, tls: tls)
+            logger.info("Listening with TLS", metadata: ["tls_address": "\(secure.address.hostAndPort)"])
             if !configuration.servesCleartext {
-                await onListening(listener.address)
+                await onListening(secure.address)
             }
-            listeners.append(listener)
+            bound.append(secure)
         }
         let cancelled = (try? await gracefulShutdown()) == nil
         logger.info("Shutting down: listeners closed, draining connections")
-        await drain(listeners, registry: registry, timeout: cancelled ? .zero : configuration.drainTimeout)
-    }
-
-    /// Closes the listeners at once, lets open connections finish the request they are serving, and
-    /// closes whatever is still open when `timeout` passes.
-    private func drain(_ listeners: [Listener], registry: ConnectionRegistry, timeout: TimeAmount) async {
-        guard let loop = listeners.first?.channel.eventLoop else { return }
-        let drained = listeners.map { listener in
-            let promise = listener.channel.eventLoop.makePromise(of: Void.self)
-            listener.quiescer.initiateShutdown(promise: promise)
-            return promise.futureResult
-        }
         let logger = self.logger
-        let deadline = loop.scheduleTask(in: timeout) {
-            if registry.openConnections > 0 {
-                logger.warning("Drain timeout expired: closing the remaining connections")
-                registry.closeAll()
+        let timeout = cancelled ? .zero : configuration.drainTimeout
+        await withTaskGroup(of: Void.self) { group in
+            for sockets in bound {
+                group.addTask {
+                    await sockets.drain(timeout: timeout) { open in
+                        logger.warning(
+                            "Drain timeout expired: closing the remaining connections",
+                            metadata: ["connections": "\(open)"]
+                        )
+                    }
+                }
             }
         }
-        try? await EventLoopFuture.andAllComplete(drained, on: loop).get()
-        deadline.cancel()
     }
 
-    /// Binds one listener, or one per event loop with `SO_REUSEPORT`.
-    private func bindListeners(on group: any EventLoopGroup, registry: ConnectionRegistry) async throws -> [Listener] {
-        guard configuration.executionModel == .reuseport else {
-            return [
-                try await bind(group: group, host: configuration.host, port: configuration.port, registry: registry)
-            ]
-        }
-        var listeners: [Listener] = []
-        var port = configuration.port
-        for loop in group.makeIterator() {
-            let listener = try await bind(group: loop, host: configuration.host, port: port, registry: registry)
-            port = listener.address.port ?? port
-            listeners.append(listener)
-        }
-        return listeners
-    }
-
+    /// Binds the cleartext listener, or the TLS one, for the configured execution model.
     private func bind(
         group: any EventLoopGroup,
-        host: String,
-        port: Int,
-        registry: ConnectionRegistry,
-        tls: NIOSSLContext? = nil
-    ) async throws -> Listener {
-        let quiescer = ServerQuiescingHelper(group: group)
+        connections: ConnectionRegistry,
+        tls: TLSListener?
+    ) async throws -> BoundSockets {
         let pipeline = ConnectionPipeline(
             limits: configuration.limits,
             http2: configuration.http2,
@@ -155,48 +126,27 @@ public final class HTTPServer: Service, Sendable {
             accessLogger: accessLogger,
             webSockets: webSockets,
             protocolSwitches: protocolSwitches,
-            tls: tls
+            tls: try tls?.makeContext()
         )
         pipeline.warmUp()
-        var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: Int32(configuration.backlog))
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(registry.makeHandler())
-                    try channel.pipeline.syncOperations.addHandler(quiescer.makeServerChannelHandler(channel: channel))
-                }
-            }
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try pipeline.configure(channel) }
-            }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
-            .childChannelOption(.allowRemoteHalfClosure, value: false)
-        if configuration.executionModel == .reuseport {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT),
-                value: 1
-            )
+        var options = ListeningSockets.Options()
+        options.backlog = Int32(configuration.backlog)
+        options.tcpNoDelay = configuration.tcpNoDelay
+        options.tcpFastOpenQueue = configuration.tcpFastOpenQueue
+        // The TLS listener has one socket: reuseport shards only the cleartext one.
+        let sockets = ListeningSockets(
+            executionModel: tls == nil ? configuration.executionModel : .sharedListener,
+            group: group,
+            options: options,
+            connections: connections
+        )
+        return try await sockets.bind(
+            host: tls?.host ?? configuration.host,
+            port: tls?.port ?? configuration.port,
+        ) { channel in
+            channel.eventLoop.makeCompletedFuture { try pipeline.configure(channel) }
         }
-        if let queue = configuration.tcpFastOpenQueue {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(IPPROTO_TCP), TCP_FASTOPEN),
-                value: SocketOptionValue(queue)
-            )
-        }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
-        guard let address = channel.localAddress else {
-            throw ChannelError.unknownLocalAddress
-        }
-        return Listener(channel: channel, quiescer: quiescer, address: address)
     }
-}
-
-/// One bound listening socket and the helper that quiesces its connections.
-private struct Listener: Sendable {
-    let channel: any Channel
-    let quiescer: ServerQuiescingHelper
-    let address: SocketAddress
 }
 
 extension SocketAddress {
