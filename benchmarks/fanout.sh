@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fan-out, side by side in one run: one publisher, N subscribers, at each rate R (messages/s), through
-# the neutral referee in ../shared/bench/fanout (uvloop + picows subscribers, timestamps in the
-# payload, loss/duplicate/order accounting) — Switchboard over WebSocket and SSE, NATS over WebSocket
+# the neutral referee in benchmarks/referee/fanout.py (uvloop + picows subscribers, timestamps in the
+# payload, loss/duplicate/order accounting; its manual is fanout.md beside it) — Switchboard over WebSocket and SSE, NATS over WebSocket
 # and Pushpin over SSE. Deliveries/s = N x R.
 #
 # Usage: benchmarks/fanout.sh [subscribers=1000] [rates=20,50,100] [seconds=10]
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 subscribers=${1:-1000}
 rates=${2:-20,50,100}
 seconds=${3:-10}
-referee=$(cd ../shared/bench/fanout && pwd)
+referee=$(cd benchmarks/referee && pwd)
 venv=/tmp/fanout-venv
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -70,14 +70,12 @@ public final class ServeNode: Sendable {
             settings.authentication.isEnabled
             ? try await Authentication(wrapping: idempotency, configuration: settings.authentication) : nil
 
-        var accessLogger = logger
-        accessLogger[metadataKey: "log"] = "access"
         let server = HTTPServer(
             configuration: settings.engine,
             responder: authentication ?? idempotency,
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
-            accessLogger: settings.accessLog ? accessLogger : nil,
+            accessLog: settings.accessLog ? AccessLog(label: logger.label) : nil,
             webSockets: [topics.webSocketEndpoint(authentication: authentication)],
             onListening: onListening
         )

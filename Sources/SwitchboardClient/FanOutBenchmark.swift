@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// Fan-out measured the way `../shared/bench/fanout` does it: N subscribers on one fresh topic, one
+/// Fan-out measured the way the referee `benchmarks/referee/fanout.py` does it: N subscribers on one fresh topic, one
 /// publisher at a fixed rate, each payload carrying its sequence number and send time
 /// (`SEQUENCE.NANOSECONDS.xxx…`), and an exact per-subscriber account of what was lost, duplicated or
 /// reordered. Subscribers and publisher run in this process, so the clock is shared.

@@ -19,7 +19,7 @@ public final class EdgeNode: Service, Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let path: String
     private let logger: Logger
-    private let accessLogger: Logger?
+    private let accessLog: AccessLog?
     private let onListening: ListeningCallback
     private let metrics: EdgeMetrics
     private let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -31,12 +31,12 @@ public final class EdgeNode: Service, Sendable {
     public init(
         configurationPath path: String,
         logger: Logger,
-        accessLogger: Logger? = nil,
+        accessLog: AccessLog? = nil,
         onListening: @escaping ListeningCallback = { _, _ in }
     ) throws {
         self.path = path
         self.logger = logger
-        self.accessLogger = accessLogger
+        self.accessLog = accessLog
         self.onListening = onListening
         let metrics = EdgeMetrics(factory: PrometheusMetricsFactory(registry: registry))
         self.metrics = metrics
@@ -47,7 +47,7 @@ public final class EdgeNode: Service, Sendable {
                 eventLoopGroup: eventLoopGroup,
                 metrics: metrics,
                 logger: logger,
-                accessLogger: accessLogger
+                accessLog: accessLog
             )
         )
     }
@@ -92,7 +92,7 @@ public final class EdgeNode: Service, Sendable {
                 responder: CurrentReverseProxy(node: self, listener: name),
                 metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
                 logger: logger,
-                accessLogger: accessLogger,
+                accessLog: accessLog,
                 protocolSwitches: [relay.protocolSwitch],
                 onListening: { await onListening(name, $0) }
             )
@@ -131,7 +131,7 @@ public final class EdgeNode: Service, Sendable {
                     encoder: encoder,
                     decoder: decoder,
                     logger: logger,
-                    accessLogger: accessLogger
+                    accessLog: accessLog
                 )
             )
         }
@@ -201,7 +201,7 @@ public final class EdgeNode: Service, Sendable {
             eventLoopGroup: eventLoopGroup,
             metrics: metrics,
             logger: logger,
-            accessLogger: accessLogger
+            accessLog: accessLog
         )
         let previous = runtime
         guard next.listenerShape == previous.listenerShape else {

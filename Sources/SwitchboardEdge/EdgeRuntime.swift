@@ -24,7 +24,7 @@ struct EdgeRuntime: Sendable {
         eventLoopGroup: any EventLoopGroup,
         metrics: EdgeMetrics,
         logger: Logger,
-        accessLogger: Logger?
+        accessLog: AccessLog?
     ) {
         self.configuration = configuration
         let clusters = Dictionary(
@@ -74,7 +74,7 @@ struct EdgeRuntime: Sendable {
                     proxyProtocol: listener.proxyProtocol.flatMap(ProxyProtocolHeader.Version.init(rawValue:)),
                     metrics: metrics.listener(listener.name),
                     logger: logger,
-                    accessLogger: accessLogger
+                    accessLog: accessLog
                 )
             case .forward:
                 let access = listener.access

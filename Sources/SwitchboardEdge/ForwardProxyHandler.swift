@@ -36,7 +36,7 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let encoder: HTTPResponseEncoder
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let logger: Logger
-    private let accessLogger: Logger?
+    private let accessLog: AccessLog?
     private var state = State.awaitingHead
     /// Closes a connection whose request head has not come within 10 s.
     private var headDeadline: Scheduled<Void>?
@@ -46,13 +46,13 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
         encoder: HTTPResponseEncoder,
         decoder: ByteToMessageHandler<HTTPRequestDecoder>,
         logger: Logger,
-        accessLogger: Logger?
+        accessLog: AccessLog?
     ) {
         self.rules = rules
         self.encoder = encoder
         self.decoder = decoder
         self.logger = logger
-        self.accessLogger = accessLogger
+        self.accessLog = accessLog
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -154,7 +154,7 @@ final class ForwardProxyHandler: ChannelInboundHandler, RemovableChannelHandler 
             halves: (client, server),
             listener: "CONNECT",
             target: origin.remoteAddress?.description ?? "?",
-            to: accessLogger
+            to: accessLog
         )
         do {
             // The encoder's removal completes at once: it keeps no state to flush.

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SwitchboardEngine
 
 /// Joins two channels so that the bytes read on one are written to the other. Backpressure both ways:
 /// a side is read only while its partner is writable, so a slow reader slows its writer instead of
@@ -141,22 +142,23 @@ extension GlueHandler {
         halves: (client: GlueHandler, origin: GlueHandler),
         listener: String,
         target: String,
-        to logger: Logger?
+        to accessLog: AccessLog?
     ) {
-        guard let logger else { return }
+        guard let accessLog else { return }
         let started = NIODeadline.now()
         let peer = client.remoteAddress?.description ?? "?"
         let halves = NIOLoopBound(halves, eventLoop: client.eventLoop)
         client.closeFuture.whenComplete { _ in
             let (clientHalf, originHalf) = halves.value
-            logger.info(
+            accessLog.write(
                 "\(listener) \(target)",
-                metadata: [
-                    "peer": "\(peer)",
-                    "bytes_in": "\(clientHalf.bytesRead)",
-                    "bytes_out": "\(originHalf.bytesRead)",
-                    "duration_ms": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e6)",
-                ]
+                fields: [
+                    "bytes_in": String(clientHalf.bytesRead),
+                    "bytes_out": String(originHalf.bytesRead),
+                    "duration_ms": (NIODeadline.now() - started).millisecondsText,
+                    "peer": peer,
+                ],
+                source: "SwitchboardEdge"
             )
         }
     }

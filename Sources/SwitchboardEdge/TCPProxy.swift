@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SwitchboardEngine
 
 /// A `tcp` listener's connections: each goes to an upstream of the cluster (tried in the balancer's
 /// order until one connects), optionally after a PROXY protocol header, and then the bytes are pumped
@@ -12,7 +13,7 @@ struct TCPProxy: Sendable {
     let metrics: ListenerMetrics
     let logger: Logger
     /// One line per connection when it closes; `nil` for none.
-    let accessLogger: Logger?
+    let accessLog: AccessLog?
 
     func initialize(_ inbound: any Channel) -> EventLoopFuture<Void> {
         metrics.accepted.increment()
@@ -25,7 +26,7 @@ struct TCPProxy: Sendable {
             halves: (client, server),
             listener: listener,
             target: cluster.name,
-            to: accessLogger
+            to: accessLog
         )
         closeWhenSilent(inbound, halves: (client, server))
         return inbound.eventLoop.makeCompletedFuture {

@@ -18,7 +18,7 @@ struct ConnectionPipeline: Sendable {
     let responder: any HTTPResponder
     let metrics: EngineMetrics
     let logger: Logger
-    let accessLogger: Logger?
+    let accessLog: AccessLog?
     let webSockets: [WebSocketEndpoint]
     let protocolSwitches: [ProtocolSwitch]
     /// Terminates TLS first when set.
@@ -124,7 +124,7 @@ struct ConnectionPipeline: Sendable {
             RequestJourneyHandler(
                 activity: activity,
                 metrics: metrics,
-                accessLogger: accessLogger,
+                accessLog: accessLog,
                 isStream: isStream
             ),
             HTTPRequestHandler(
@@ -145,7 +145,7 @@ struct ConnectionPipeline: Sendable {
     /// HTTP/1.1: the engine's codec, the header and idle timeouts, the upgrade handler when anything can
     /// take an upgrade, then the request handlers.
     private func configureHTTP1(_ channel: any Channel, activity: ConnectionActivity) throws {
-        let refusals = Refusals(metrics: metrics, accessLogger: accessLogger)
+        let refusals = Refusals(metrics: metrics, accessLog: accessLog)
         let codec = HTTP1ServerCodec(maxHeadBytes: limits.maxHeaderBytes, refusals: refusals)
         let timeouts = ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals)
         let requestHandlers = requestHandlers(activity: activity, isStream: false)

@@ -16,13 +16,13 @@ public final class HTTPServer: Service, Sendable {
     private let responder: any HTTPResponder
     private let metrics: EngineMetrics
     private let logger: Logger
-    private let accessLogger: Logger?
+    private let accessLog: AccessLog?
     private let onListening: ListeningCallback
     private let webSockets: [WebSocketEndpoint]
     private let protocolSwitches: [ProtocolSwitch]
 
     /// - Parameters:
-    ///   - accessLogger: where one line per request goes; `nil` turns the access log off.
+    ///   - accessLog: where one line per request goes; `nil` turns the access log off.
     ///   - webSockets: paths upgraded to WebSocket.
     ///   - protocolSwitches: other upgrades, taken over whole (the edge's WebSocket relay).
     ///   - onListening: called once with the bound address (the real port when 0 was asked for).
@@ -31,7 +31,7 @@ public final class HTTPServer: Service, Sendable {
         responder: any HTTPResponder,
         metrics: EngineMetrics,
         logger: Logger,
-        accessLogger: Logger? = nil,
+        accessLog: AccessLog? = nil,
         webSockets: [WebSocketEndpoint] = [],
         protocolSwitches: [ProtocolSwitch] = [],
         onListening: @escaping ListeningCallback = { _ in }
@@ -42,7 +42,7 @@ public final class HTTPServer: Service, Sendable {
         self.responder = responder
         self.metrics = metrics
         self.logger = logger
-        self.accessLogger = accessLogger
+        self.accessLog = accessLog
         self.onListening = onListening
     }
 
@@ -123,7 +123,7 @@ public final class HTTPServer: Service, Sendable {
             responder: responder,
             metrics: metrics,
             logger: logger,
-            accessLogger: accessLogger,
+            accessLog: accessLog,
             webSockets: webSockets,
             protocolSwitches: protocolSwitches,
             tls: try tls?.makeContext()

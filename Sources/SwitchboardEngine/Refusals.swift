@@ -6,7 +6,7 @@ import NIOHTTP1
 /// answered with a JSON error and `Connection: close`, counted, and written to the access log.
 struct Refusals: Sendable {
     let metrics: EngineMetrics
-    let accessLogger: Logger?
+    let accessLog: AccessLog?
 
     /// Every code a refused request can get.
     static let codes = [
@@ -18,9 +18,10 @@ struct Refusals: Sendable {
     /// Counts `error` and writes its access-log line.
     func record(_ error: HTTPError, peer: SocketAddress?) {
         metrics.recordRefusal(error)
-        accessLogger?.info(
+        accessLog?.write(
             "refused \(error.status.code)",
-            metadata: ["code": "\(error.code)", "peer": "\(peer?.description ?? "?")"]
+            fields: ["code": error.code, "peer": peer?.description ?? "?"],
+            source: "SwitchboardEngine"
         )
     }
 

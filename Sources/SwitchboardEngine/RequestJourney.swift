@@ -48,7 +48,7 @@ struct RequestJourney {
 
 extension TimeAmount {
     /// Milliseconds with three decimals (`12.345`), for logs; integer arithmetic, no formatter.
-    var millisecondsText: String {
+    public var millisecondsText: String {
         let microseconds = max(0, nanoseconds) / 1000
         let fraction = String(microseconds % 1000)
         return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.utf8.count) + fraction

@@ -13,7 +13,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private let activity: ConnectionActivity
     private let metrics: EngineMetrics
-    private let accessLogger: Logger?
+    private let accessLog: AccessLog?
     private let isStream: Bool
 
     private var journey: RequestJourney?
@@ -27,10 +27,10 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var streamBytesIn = 0
     private var streamBytesOut = 0
 
-    init(activity: ConnectionActivity, metrics: EngineMetrics, accessLogger: Logger?, isStream: Bool) {
+    init(activity: ConnectionActivity, metrics: EngineMetrics, accessLog: AccessLog?, isStream: Bool) {
         self.activity = activity
         self.metrics = metrics
-        self.accessLogger = accessLogger
+        self.accessLog = accessLog
         self.isStream = isStream
     }
 
@@ -121,20 +121,21 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         let bytesIn = isStream ? finished.streamBytes.in : activity.bytesRead - bytesReadBefore
         let bytesOut = isStream ? finished.streamBytes.out : activity.bytesWritten - finished.bytesWrittenBefore
         bytesReadBefore = activity.bytesRead
-        guard let accessLogger else { return }
+        guard let accessLog else { return }
         var stages = ""
         for (stage, duration) in journey.stageDurations {
             stages += stages.isEmpty ? stage.rawValue : "," + stage.rawValue
             stages += "=" + duration.millisecondsText
         }
-        accessLogger.info(
+        accessLog.write(
             "\(finished.head.method.rawValue) \(Self.redacted(finished.head.uri)) \(finished.status.code)",
-            metadata: [
-                "bytes_in": "\(bytesIn)",
-                "bytes_out": "\(bytesOut)",
-                "duration_ms": "\(journey.total.millisecondsText)",
-                "stages_ms": "\(stages)",
-            ]
+            fields: [
+                "bytes_in": String(bytesIn),
+                "bytes_out": String(bytesOut),
+                "duration_ms": journey.total.millisecondsText,
+                "stages_ms": stages,
+            ],
+            source: "SwitchboardEngine"
         )
     }
 }

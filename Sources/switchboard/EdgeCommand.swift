@@ -27,14 +27,12 @@ struct EdgeCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, level: level) }
         defer { LogOutput.standardError.flush() }
         let logger = Logger(label: "switchboard-edge")
-        var accessLogger = logger
-        accessLogger[metadataKey: "log"] = "access"
         let node: EdgeNode
         do {
             node = try EdgeNode(
                 configurationPath: config,
                 logger: logger,
-                accessLogger: accessLog == "off" ? nil : accessLogger,
+                accessLog: accessLog == "off" ? nil : AccessLog(label: logger.label),
                 onListening: { listener, address in
                     logger.info(
                         "Edge listening",

@@ -156,7 +156,7 @@ private func refusal(_ bytes: String) -> HTTP1RequestParser.Failure? {
         let counter = ReadCounter()
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let refusals = Refusals(metrics: EngineMetrics(factory: NOOPMetricsHandler.instance), accessLogger: nil)
+        let refusals = Refusals(metrics: EngineMetrics(factory: NOOPMetricsHandler.instance), accessLog: nil)
         try channel.pipeline.syncOperations.addHandlers([
             counter, HTTP1ServerCodec(maxHeadBytes: 1024, refusals: refusals),
         ])

@@ -193,18 +193,20 @@ import Testing
         return text
     }
 
-    @Test func accessLinesWaitInTheirThreadsBufferAndOthersGoAtOnce() async throws {
+    @Test func accessLinesWaitInTheirThreadsBufferAndLogLinesGoAtOnce() async throws {
         let pipe = Pipe()
         let output = LogOutput(fileDescriptor: pipe.fileHandleForWriting.fileDescriptor, interval: .seconds(3600))
-        var accessLogger = Logger(label: "test") { BufferedLogHandler(label: $0, level: .info, output: output) }
-        accessLogger[metadataKey: "log"] = "access"
-        let access = accessLogger
+        let access = AccessLog(label: "test", output: output)
         let plain = Logger(label: "test") { BufferedLogHandler(label: $0, level: .info, output: output) }
         await withTaskGroup(of: Void.self) { group in
             for task in 0..<4 {
                 group.addTask {
                     for line in 0..<100 {
-                        access.info("GET /\(task)/\(line) 200", metadata: ["bytes_out": "12", "a": "1"])
+                        access.write(
+                            "GET /\(task)/\(line) 200",
+                            fields: ["a": "1", "bytes_out": "12"],
+                            source: "Tests"
+                        )
                     }
                 }
             }
@@ -214,7 +216,7 @@ import Testing
         let lines = drain(pipe).split(separator: "\n")
         #expect(lines.count == 400)  // (under a pipe's 64 KiB, which nothing reads meanwhile)
         #expect(
-            lines.allSatisfy { $0.contains(" info test: a=1 bytes_out=12 log=access [SwitchboardEngineTests] GET /") }
+            lines.allSatisfy { $0.contains(" info test: a=1 bytes_out=12 log=access [Tests] GET /") }
         )
         plain.notice("started", metadata: ["port": "8080"])
         #expect(drain(pipe).hasSuffix(" notice test: port=8080 [SwitchboardEngineTests] started\n"))

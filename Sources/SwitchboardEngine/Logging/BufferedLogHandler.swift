@@ -4,20 +4,13 @@ import NIOConcurrencyHelpers
 import NIOPosix
 
 /// The server's log lines, in swift-log's `StreamLogHandler` format
-/// (`2026-12-02T18:06:58+0000 info switchboard: key=value … [Module] message`), on standard error.
-///
-/// Lines of the access log (metadata `log=access`, one per request) are the hot ones: each thread appends
-/// them to a buffer of its own, and a background writer empties the buffers every 100 ms, or at once when
-/// one fills — the event loops never wait for the terminal or the file behind standard error. Other lines
-/// are written at once, after what the writing thread has buffered.
+/// (`2026-12-02T18:06:58+0000 info switchboard: key=value … [Module] message`), written at once to the
+/// same output as the access log (after the lines the writing thread has buffered).
 public struct BufferedLogHandler: LogHandler {
     public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:] {
-        didSet { isAccessLog = metadata["log"] == "access" }
-    }
+    public var metadata: Logger.Metadata = [:]
     private let label: String
     private let output: LogOutput
-    private var isAccessLog = false
 
     public init(label: String, level: Logger.Level, output: LogOutput = .standardError) {
         self.label = label
@@ -48,7 +41,7 @@ public struct BufferedLogHandler: LogHandler {
         let label = label
         let source = event.source
         let message = event.message
-        output.append(buffered: isAccessLog) { line, timestamp in
+        output.append(buffered: false) { line, timestamp in
             line += timestamp
             line += " "
             line += level.rawValue
@@ -69,6 +62,50 @@ public struct BufferedLogHandler: LogHandler {
             line += source
             line += "] "
             line += message.description
+            line += "\n"
+        }
+    }
+}
+
+/// One line per request or connection (`… info switchboard: bytes_in=… log=access [Module] GET / 200`),
+/// in the log's format. These are the hot lines: each thread appends them to a buffer of its own, and a
+/// background writer empties the buffers every 100 ms, or as soon as one fills — an event loop never
+/// waits for the terminal or the file behind the output, and takes no lock another thread holds.
+public struct AccessLog: Sendable {
+    private let label: String
+    private let output: LogOutput
+
+    public init(label: String, output: LogOutput = .standardError) {
+        self.label = label
+        self.output = output
+    }
+
+    /// Appends a line: `fields` as `key=value` in the order given (sorted by key, as in other lines; the
+    /// `log=access` mark goes in its place), then `[source] message`.
+    public func write(_ message: String, fields: KeyValuePairs<String, String>, source: String) {
+        output.append(buffered: true) { line, timestamp in
+            line += timestamp
+            line += " info "
+            line += label
+            line += ":"
+            var marked = false
+            for (key, value) in fields {
+                if !marked, key > "log" {
+                    line += " log=access"
+                    marked = true
+                }
+                line += " "
+                line += key
+                line += "="
+                line += value
+            }
+            if !marked {
+                line += " log=access"
+            }
+            line += " ["
+            line += source
+            line += "] "
+            line += message
             line += "\n"
         }
     }
