@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SwitchboardEngine
 import SwitchboardStore
 
 /// The JSON messages of `GET /v1/ws`. A client sends
@@ -17,56 +18,59 @@ enum WebSocketProtocol {
     }
 
     static func message(_ message: StoredMessage) -> ByteBuffer {
-        var text = #"{"type":"message","topic":"\#(message.topic)","offset":\#(message.offset),"#
-        text += #""id":"\#(message.id)","timestamp":\#(message.timestamp),"#
+        var json = frame("message", topic: message.topic)
+        json.number("offset", message.offset)
+        json.string("id", message.id)
+        json.number("timestamp", message.timestamp)
         if let body = String(validating: message.body, as: UTF8.self) {
-            text += #""data":\#(jsonString(body))}"#
+            json.string("data", body)
         } else {
-            text += #""dataBase64":"\#(message.body.base64EncodedString())"}"#
+            json.string("dataBase64", message.body.base64EncodedString())
         }
-        return ByteBuffer(string: text)
+        return ByteBuffer(bytes: json.finish())
     }
 
     static func subscribed(topic: String, position: Int64) -> ByteBuffer {
-        ByteBuffer(string: #"{"type":"subscribed","topic":"\#(topic)","position":\#(position)}"#)
+        var json = frame("subscribed", topic: topic)
+        json.number("position", position)
+        return ByteBuffer(bytes: json.finish())
     }
 
     static func unsubscribed(topic: String) -> ByteBuffer {
-        ByteBuffer(string: #"{"type":"unsubscribed","topic":"\#(topic)"}"#)
+        var json = frame("unsubscribed", topic: topic)
+        return ByteBuffer(bytes: json.finish())
     }
 
     static func trimmed(topic: String, earliestOffset: Int64) -> ByteBuffer {
-        ByteBuffer(string: #"{"type":"trimmed","topic":"\#(topic)","earliestOffset":\#(earliestOffset)}"#)
+        var json = frame("trimmed", topic: topic)
+        json.number("earliestOffset", earliestOffset)
+        return ByteBuffer(bytes: json.finish())
     }
 
     static func published(_ message: StoredMessage, ref: String?) -> ByteBuffer {
-        var text = #"{"type":"published","topic":"\#(message.topic)","offset":\#(message.offset),"#
-        text += #""id":"\#(message.id)","timestamp":\#(message.timestamp)"#
-        if let ref {
-            text += #","ref":\#(jsonString(ref))"#
-        }
-        return ByteBuffer(string: text + "}")
+        var json = frame("published", topic: message.topic)
+        json.number("offset", message.offset)
+        json.string("id", message.id)
+        json.number("timestamp", message.timestamp)
+        json.string("ref", ref)
+        return ByteBuffer(bytes: json.finish())
     }
 
     static let pong = ByteBuffer(string: #"{"type":"pong"}"#)
 
     static func error(code: String, message: String, ref: String? = nil) -> ByteBuffer {
-        var text = #"{"type":"error","code":"\#(code)","message":\#(jsonString(message))"#
-        if let ref {
-            text += #","ref":\#(jsonString(ref))"#
-        }
-        return ByteBuffer(string: text + "}")
+        var json = frame("error", topic: nil)
+        json.string("code", code)
+        json.string("message", message)
+        json.string("ref", ref)
+        return ByteBuffer(bytes: json.finish())
     }
 
-    /// `text` as a JSON string literal, quotes included.
-    static func jsonString(_ text: String) -> String {
-        // Encoding a String cannot fail.
-        String(decoding: try! encoder.encode(text), as: UTF8.self)
+    /// An object beginning with its `type` and, when it concerns one, its `topic`.
+    private static func frame(_ type: String, topic: String?) -> JSONObjectWriter {
+        var json = JSONObjectWriter()
+        json.string("type", type)
+        json.string("topic", topic)
+        return json
     }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        return encoder
-    }()
 }

@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -55,24 +54,13 @@ extension HTTPError {
 }
 
 extension HTTPError {
-    private struct Envelope: Encodable {
-        struct Detail: Encodable {
-            var code: String
-            var message: String
-        }
-        var error: Detail
-    }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return encoder
-    }()
-
     /// The JSON error body: `{"error":{"code":…,"message":…}}`.
     public var jsonBody: ByteBuffer {
-        let envelope = Envelope(error: .init(code: code, message: message))
-        // Encoding two strings cannot fail.
-        return ByteBuffer(bytes: try! Self.encoder.encode(envelope))
+        var detail = JSONObjectWriter()
+        detail.string("code", code)
+        detail.string("message", message)
+        var envelope = JSONObjectWriter()
+        envelope.raw("error", detail.finish())
+        return ByteBuffer(bytes: envelope.finish())
     }
 }

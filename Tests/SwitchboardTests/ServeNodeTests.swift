@@ -29,7 +29,7 @@ import Testing
         try await withNode { _, client in
             let reply = try await client.send(.GET, "/v1/nothing")
             #expect(reply.status == .notFound)
-            #expect(reply.text == #"{"error":{"code":"route_not_found","message":"No route for \/v1\/nothing"}}"#)
+            #expect(reply.text == #"{"error":{"code":"route_not_found","message":"No route for /v1/nothing"}}"#)
         }
     }
 
