@@ -230,6 +230,7 @@ let package = Package(
             name: "SwitchboardTests",
             dependencies: [
                 "Switchboard",
+                "SwitchboardAPI",
                 "SwitchboardClient",
                 "SwitchboardEngine",
                 "SwitchboardStore",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Small-request throughput: Switchboard under each execution model against NGINX answering the same
-# 15-byte JSON, both driven by wrk with the same threads, connections and duration, in one run.
+# 15-byte JSON, both driven by wrk with the same threads, connections and duration, in one run; then
+# Switchboard's default model once more with its access log on, written to a file, for what it costs.
 # Prints req/s, p50/p99 latency and the ratio to NGINX.
 #
 # Usage: benchmarks/http-small-requests.sh [duration=10s] [connections=64]
@@ -34,13 +35,19 @@ stop nginx
 row() { printf "%-28s %10s %9s %9s %8s %17s %10s\n" "$@"; }
 row "server (wrk -t$threads -c$connections -d$duration)" "req/s" "p50 ms" "p99 ms" "vs nginx" "CPU s / 100k req" "vs nginx"
 row "nginx (2 workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "1.00" "$nginx_cpu" "1.00"
-for model in single shared-listener reuseport; do
+# The three execution models with the access log off, then the default one with it on (to a file).
+for run in single shared-listener reuseport access-log; do
+    model=$run access_log=off label="switchboard $run"
+    [ "$run" = access-log ] && model=shared-listener access_log=on label="switchboard, access log on"
     port=$(free_port)
-    "$binary" serve --listen "127.0.0.1:$port" --data "$work/data-$model" --execution-model "$model" \
-        --event-loops 2 --access-log off --log-level warning &
-    track "$model"
+    "$binary" serve --listen "127.0.0.1:$port" --data "$work/data-$run" --execution-model "$model" \
+        --event-loops 2 --access-log "$access_log" --log-level info 2>"$work/log-$run" &
+    track "$run"
     wait_for "http://127.0.0.1:$port/healthz"
-    read -r rps p50 p99 cpu < <(measure "http://127.0.0.1:$port/healthz" -- "$(pid_of "$model")")
-    stop "$model"
-    row "switchboard $model" "$rps" "$p50" "$p99" "$(ratio "$rps" "$nginx_rps")" "$cpu" "$(ratio "$cpu" "$nginx_cpu")"
+    read -r rps p50 p99 cpu < <(measure "http://127.0.0.1:$port/healthz" -- "$(pid_of "$run")")
+    stop "$run"
+    row "$label" "$rps" "$p50" "$p99" "$(ratio "$rps" "$nginx_rps")" "$cpu" \
+        "$(ratio "$cpu" "$nginx_cpu")"
+    [ "$run" = shared-listener ] && shared_rps=$rps
+    [ "$run" = access-log ] && echo "the access log costs $(python3 -c "print(f'{(1 - $rps / $shared_rps) * 100:.0f}')") % of shared-listener's throughput"
 done

@@ -10,6 +10,8 @@ enum ServerSentEvents {
             #"event: token_expired\#ndata: {"code":"token_expired","message":"The token expired; reconnect with a new one"}\#n\#n"#
     )
 
+    private static let memo = ThreadWireMemo()
+
     /// One event per message, `id:` its offset, one `data:` line per line of its body; a `trimmed`
     /// event when retention removed messages the client had not read.
     static func encode(_ event: Subscription.Event) -> ByteBuffer {
@@ -17,18 +19,25 @@ enum ServerSentEvents {
         switch event {
         case .messages(let messages):
             for message in messages {
-                buffer.writeString("id: \(message.offset)\n")
-                let text = String(decoding: message.body, as: UTF8.self)
-                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                    buffer.writeString("data: ")
-                    buffer.writeString(line.hasSuffix("\r") ? String(line.dropLast()) : String(line))
-                    buffer.writeString("\n")
-                }
-                buffer.writeString("\n")
+                var event = memo.bytes(of: message, encode: encode)
+                buffer.writeBuffer(&event)
             }
         case .trimmed(let earliest):
             buffer.writeString("event: trimmed\nid: \(earliest - 1)\ndata: {\"earliestOffset\":\(earliest)}\n\n")
         }
+        return buffer
+    }
+
+    private static func encode(_ message: StoredMessage) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeString("id: \(message.offset)\n")
+        let text = String(decoding: message.body, as: UTF8.self)
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            buffer.writeString("data: ")
+            buffer.writeString(line.hasSuffix("\r") ? String(line.dropLast()) : String(line))
+            buffer.writeString("\n")
+        }
+        buffer.writeString("\n")
         return buffer
     }
 }

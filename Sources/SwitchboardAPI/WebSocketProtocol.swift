@@ -17,7 +17,14 @@ enum WebSocketProtocol {
         var ref: String?
     }
 
+    private static let memo = ThreadWireMemo()
+
+    /// A delivered message, encoded once per thread however many subscribers receive it.
     static func message(_ message: StoredMessage) -> ByteBuffer {
+        memo.bytes(of: message, encode: encode)
+    }
+
+    private static func encode(_ message: StoredMessage) -> ByteBuffer {
         var json = frame("message", topic: message.topic)
         json.number("offset", message.offset)
         json.string("id", message.id)
