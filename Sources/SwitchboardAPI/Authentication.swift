@@ -50,10 +50,10 @@ public final class Authentication: HTTPResponder {
         guard case .handler(let handler, let maxBodyBytes, let parameters) = match,
             !Self.openPaths.contains(Request(head: head).path)
         else { return match }
-        let wrapped = handler.wrapped { request, body in
+        let wrapped = handler.wrapped { request, body, eventLoop in
             let principal = try await self.principal(for: request.head)
             return try await Principal.$current.withValue(principal) {
-                try await handler.respond(to: request, body: body, on: MultiThreadedEventLoopGroup.singleton.any())
+                try await handler.respond(to: request, body: body, on: eventLoop)
             }
         }
         return .handler(wrapped, maxBodyBytes: maxBodyBytes, parameters: parameters)

@@ -48,8 +48,8 @@ public final class Idempotency: HTTPResponder, Service {
         guard head.method == .POST, let key = head.headers.first(name: "idempotency-key"),
             case .handler(let handler, let maxBodyBytes, let parameters) = match
         else { return match }
-        let wrapped = handler.wrapped { request, body in
-            try await self.respond(to: request, key: key, with: handler, body: body)
+        let wrapped = handler.wrapped { request, body, eventLoop in
+            try await self.respond(to: request, key: key, with: handler, body: body, on: eventLoop)
         }
         return .handler(wrapped, maxBodyBytes: maxBodyBytes, parameters: parameters)
     }
@@ -58,7 +58,8 @@ public final class Idempotency: HTTPResponder, Service {
         to request: Request,
         key header: String,
         with handler: Route.Handler,
-        body: RequestBodyStream? = nil
+        body: RequestBodyStream?,
+        on eventLoop: any EventLoop
     ) async throws -> Response {
         let key = try Self.key(from: header)
         let now = Date().millisecondsSince1970
@@ -88,7 +89,7 @@ public final class Idempotency: HTTPResponder, Service {
             )
         case .started:
             return try await IdempotencyScope.$current.withValue(IdempotencyScope(key: key, expiresAt: expiry)) {
-                try await runFirst(request, key: key, with: handler, body: body, expiry: expiry)
+                try await runFirst(request, key: key, with: handler, body: body, expiry: expiry, on: eventLoop)
             }
         }
     }
@@ -101,15 +102,12 @@ public final class Idempotency: HTTPResponder, Service {
         key: IdempotencyKey,
         with handler: Route.Handler,
         body: RequestBodyStream?,
-        expiry: Int64
+        expiry: Int64,
+        on eventLoop: any EventLoop
     ) async throws -> Response {
         let response: Response
         do {
-            response = try await handler.respond(
-                to: request,
-                body: body,
-                on: MultiThreadedEventLoopGroup.singleton.any()
-            )
+            response = try await handler.respond(to: request, body: body, on: eventLoop)
         } catch let error as HTTPError where error.status.code < 500 {
             response = .error(error)
         } catch {

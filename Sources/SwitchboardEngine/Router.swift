@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// Decides from a request head alone which handler serves it and how large its body may be.
 ///
@@ -87,15 +88,20 @@ extension Route.Handler {
         }
     }
 
-    /// A handler that runs `respond` in place of this one, keeping its kind: a streaming route stays
-    /// streaming, every other kind becomes a task.
+    /// A handler that runs `respond` in place of this one: a streaming route stays streaming; any other
+    /// becomes a task whose answer completes a future of the connection's event loop, which `respond` is
+    /// given to run the wrapped handler on (so a `future` handler stays on its connection's loop).
     public func wrapped(
-        _ respond: @escaping @Sendable (Request, RequestBodyStream?) async throws -> Response
+        _ respond: @escaping @Sendable (Request, RequestBodyStream?, any EventLoop) async throws -> Response
     ) -> Route.Handler {
         if case .streaming = self {
-            return .streaming { request, body in try await respond(request, body) }
+            return .streaming { request, body in
+                try await respond(request, body, MultiThreadedEventLoopGroup.singleton.any())
+            }
         }
-        return .async { request in try await respond(request, nil) }
+        return .future { request, eventLoop in
+            eventLoop.makeFutureWithTask { try await respond(request, nil, eventLoop) }
+        }
     }
 }
 
