@@ -47,6 +47,16 @@ class Server:
         return self.log_path.read_text()
 
 
+def wait_for_log(process, pattern, timeout=5):
+    """The first match of `pattern` in a server's log, waiting for it: access lines are written in batches,
+    up to 100 ms after their responses."""
+    deadline = time.monotonic() + timeout
+    while not (match := re.search(pattern, process.output(), re.M)):
+        assert time.monotonic() < deadline, process.output()
+        time.sleep(0.05)
+    return match
+
+
 @pytest.fixture
 def start_server(tmp_path):
     servers = []

@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from conftest import BINARY, accepted_connections, tls_port
+from conftest import BINARY, accepted_connections, tls_port, wait_for_log
 from edge_support import Edge, Upstream, UpstreamProcess, http_get, raw_exchange
 
 
@@ -335,10 +335,7 @@ def test_tcp_listener_pumps_bytes_passes_half_close_and_sends_proxy_protocol(sta
         client_port = sock.getsockname()[1]
     assert first_lines == [f"PROXY TCP4 127.0.0.1 127.0.0.1 {client_port} {edge.ports['l4proxy']}"]
     # One access-log line per connection, with the bytes each way.
-    deadline = time.monotonic() + 5
-    while not re.search(r"bytes_in=1048576 bytes_out=1048579 .*l4 echo", edge.output()):
-        assert time.monotonic() < deadline, edge.output()
-        time.sleep(0.1)
+    wait_for_log(edge, r"bytes_in=1048576 bytes_out=1048579 .*l4 echo")
     plain.close()
     proxied.close()
 
@@ -477,7 +474,7 @@ def test_tls_upstreams_speak_http2_with_many_requests_on_few_connections(start_e
     assert result.stdout.split() == ["200"] * 50
     # The look at the metrics counts one; the edge's HTTP/2 connection (or a very few) carried the fifty.
     assert accepted_connections(server) - before <= 3
-    assert re.search(r"GET /v1/topics/t\d+/messages\?after=0 200", server.output())
+    wait_for_log(server, r"GET /v1/topics/t\d+/messages\?after=0 200")
 
 
 def test_tls_termination_with_alpn_on_an_http_listener(start_edge, upstreams, start_server, tmp_path):
