@@ -28,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         /// The HTTP/1.1 wire format: the request parser the engine's codec and the fuzz target share.
@@ -131,11 +135,30 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        /// gRPC: the seed's Todo service, topics and jobs as gRPC services, health; code generated from
+        /// `Protos/` by `scripts/generate-protos` and committed.
+        .target(
+            name: "SwitchboardGRPC",
+            dependencies: [
+                "SwitchboardAPI",
+                "SwitchboardBroker",
+                "SwitchboardJobs",
+                "SwitchboardStore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// Settings and the assembly of a `serve` node.
         .target(
             name: "Switchboard",
             dependencies: [
                 "SwitchboardAPI",
+                "SwitchboardGRPC",
                 "SwitchboardBroker",
                 "SwitchboardJobs",
                 "SwitchboardUploads",

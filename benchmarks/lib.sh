@@ -6,6 +6,10 @@
 
 declare -A started=()
 
+# Servers measured here answer HTTP only: no gRPC listener (several may run at once; builds from before
+# gRPC ignore the variable).
+export SWITCHBOARD_GRPC_LISTEN=off
+
 # Stops every server the script started, waits for them, and removes $work. Runs once, on any exit.
 cleanup() {
     trap - EXIT INT TERM HUP

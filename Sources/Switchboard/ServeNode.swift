@@ -7,6 +7,7 @@ import ServiceLifecycle
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardGRPC
 import SwitchboardJobs
 import SwitchboardStore
 import SwitchboardUploads
@@ -27,7 +28,8 @@ public final class ServeNode: Sendable {
     public init(
         settings: ServeSettings,
         logger: Logger,
-        onListening: @escaping HTTPServer.ListeningCallback = { _ in }
+        onListening: @escaping HTTPServer.ListeningCallback = { _ in },
+        onGRPCListening: @escaping GRPCListener.ListeningCallback = { _ in }
     ) async throws {
         self.settings = settings
         self.store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
@@ -79,6 +81,18 @@ public final class ServeNode: Sendable {
             webSockets: [topics.webSocketEndpoint(authentication: authentication)],
             onListening: onListening
         )
+        var grpc: GRPCListener?
+        if var configuration = settings.grpc {
+            configuration.maxTopicMessageBytes = settings.topics.maxMessageBytes
+            grpc = GRPCListener(
+                configuration: configuration,
+                broker: broker,
+                todos: store,
+                authentication: authentication,
+                logger: logger,
+                onListening: onGRPCListening
+            )
+        }
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -89,8 +103,8 @@ public final class ServeNode: Sendable {
                     .init(service: store), .init(service: workers), .init(service: idempotency),
                     .init(service: uploads),
                     .init(service: jobs),
-                    .init(service: runner), .init(service: server), .init(service: broker),
-                ],
+                    .init(service: runner), .init(service: server),
+                ] + (grpc.map { [.init(service: $0)] } ?? []) + [.init(service: broker)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -29,6 +29,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case tlsKey = "tls-key"
     case tlsSelfSigned = "tls-self-signed"
     case h2c
+    case grpcListen = "grpc-listen"
     case http2MaxStreams = "http2-max-streams"
     case http2StreamWindow = "http2-stream-window"
     case http2ConnectionWindow = "http2-connection-window"
@@ -78,6 +79,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .tlsKey: "PEM file of the TLS private key."
         case .tlsSelfSigned:
             "on: serve TLS with a development certificate for localhost, kept under DATA/tls (default off)."
+        case .grpcListen: "Address of the gRPC listener (h2c), HOST:PORT, or off (default 127.0.0.1:50051)."
         case .h2c: "HTTP/2 with prior knowledge on the cleartext listener, on or off (default on)."
         case .http2MaxStreams: "HTTP/2 streams a client may have open at once (default 100)."
         case .http2StreamWindow: "HTTP/2 flow-control window of each stream, e.g. 64KiB (default 65535)."

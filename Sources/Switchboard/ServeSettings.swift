@@ -6,6 +6,7 @@ import NIOSSL
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardGRPC
 import SwitchboardJobs
 import SwitchboardStore
 import SwitchboardUploads
@@ -26,6 +27,8 @@ public struct ServeSettings: Sendable {
     public var idempotency = Idempotency.Configuration()
     public var uploads = Uploads.Configuration()
     public var authentication = Authentication.Configuration()
+    /// The gRPC listener; `nil` when off.
+    public var grpc: GRPCListener.Configuration? = GRPCListener.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -126,6 +129,13 @@ private struct SettingsReader {
         }
         engine.tls = try tlsListener(dataDirectory: settings.dataDirectory)
         engine.http2 = try http2()
+        let grpc = try read(.grpcListen, expecting: "HOST:PORT or off") { text -> GRPCListener.Configuration?? in
+            guard text != "off" else { return .some(nil) }
+            return SettingValue.hostAndPort(text).map { GRPCListener.Configuration(host: $0.host, port: $0.port) }
+        }
+        if let grpc {
+            settings.grpc = grpc
+        }
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))

@@ -61,7 +61,12 @@ public final class Authentication: HTTPResponder {
 
     /// The principal of a request's token; throws 401 when it has none or a bad one.
     public func principal(for head: HTTPRequestHead) async throws -> Principal {
-        guard let token = Self.token(in: head) else {
+        try await principal(bearer: Self.token(in: head))
+    }
+
+    /// The principal of a bearer token (any transport's); throws 401 when there is none or a bad one.
+    public func principal(bearer token: String?) async throws -> Principal {
+        guard let token else {
             throw Self.unauthorized("A bearer token is required (Authorization: Bearer <JWT>)")
         }
         let claims: AccessClaims
@@ -109,11 +114,16 @@ public final class Authentication: HTTPResponder {
     /// The bearer token, or the `access_token` query parameter of a GET (for EventSource and WebSocket).
     static func token(in head: HTTPRequestHead) -> String? {
         if let header = head.headers.first(name: "authorization") {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+            return bearerToken(inAuthorization: header)
         }
         guard head.method == .GET else { return nil }
         return Request(head: head).query["access_token"]
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value.
+    public static func bearerToken(inAuthorization value: String) -> String? {
+        let parts = value.split(separator: " ", maxSplits: 1)
+        return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
     }
 
     static func unauthorized(_ message: String) -> HTTPError {
@@ -219,7 +229,12 @@ public struct Principal: Sendable {
 
     /// Throws 403 unless the current principal may do `action` (always allowed with authentication off).
     public static func authorize(_ action: Action) throws {
-        guard let principal = current, !principal.may(action) else { return }
+        try authorize(action, for: current)
+    }
+
+    /// Throws 403 unless `principal` may do `action`; `nil` means authentication is off.
+    public static func authorize(_ action: Action, for principal: Principal?) throws {
+        guard let principal, !principal.may(action) else { return }
         throw HTTPError(
             .forbidden,
             code: "forbidden",

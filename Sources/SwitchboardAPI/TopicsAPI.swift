@@ -249,11 +249,16 @@ public struct TopicsAPI: Sendable {
     }
 
     static func topic(of request: Request) throws -> String {
-        try name(request.parameters["topic"], kind: "Topic", code: "topic_name_invalid")
+        try topicName(request.parameters["topic"])
+    }
+
+    /// A topic name, checked against the one naming rule (any transport's).
+    public static func topicName(_ value: String?) throws -> String {
+        try name(value, kind: "Topic", code: "topic_name_invalid")
     }
 
     /// Refuses topics that only the server writes.
-    static func checkPublishable(_ topic: String) throws {
+    public static func checkPublishable(_ topic: String) throws {
         guard !TopicName.isReserved(topic) else {
             throw HTTPError(
                 .forbidden,
@@ -281,10 +286,10 @@ public struct TopicsAPI: Sendable {
 }
 
 /// Hands a subscription to the one task that reads it.
-final class SubscriptionBox: @unchecked Sendable {
-    let subscription: Subscription
+public final class SubscriptionBox: @unchecked Sendable {
+    public let subscription: Subscription
 
-    init(_ subscription: Subscription) {
+    public init(_ subscription: Subscription) {
         self.subscription = subscription
     }
 }

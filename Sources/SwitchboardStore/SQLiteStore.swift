@@ -141,6 +141,13 @@ public final class SQLiteStore: Store {
             }
             try db.execute(sql: "CREATE INDEX uploads_unfinished ON uploads (expires_at) WHERE completed_at IS NULL")
         }
+        migrator.registerMigration("v5: todos") { db in
+            // AUTOINCREMENT: ids are never reused, so they stay dense from 1 as items are only appended.
+            try db.create(table: "todos") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("text", .text).notNull()
+            }
+        }
         return migrator
     }
 }

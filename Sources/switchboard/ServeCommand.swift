@@ -43,6 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.tlsKey.help)) var tlsKey: String?
     @Flag(help: .init(ServeSetting.tlsSelfSigned.help)) var tlsSelfSigned = false
     @Option(help: .init(ServeSetting.h2c.help)) var h2c: String?
+    @Option(name: .customLong("grpc-listen"), help: .init(ServeSetting.grpcListen.help)) var grpcListen: String?
     @Option(name: .customLong("http2-max-streams"), help: .init(ServeSetting.http2MaxStreams.help))
     var http2MaxStreams: String?
     @Option(name: .customLong("http2-stream-window"), help: .init(ServeSetting.http2StreamWindow.help))
@@ -78,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
             (.maxMessageBytes, maxMessageBytes), (.retentionMessages, retentionMessages),
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
-            (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.http2MaxStreams, http2MaxStreams),
+            (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.grpcListen, grpcListen),
+            (.http2MaxStreams, http2MaxStreams),
             (.http2StreamWindow, http2StreamWindow), (.http2ConnectionWindow, http2ConnectionWindow),
             (.http2HeaderTable, http2HeaderTable), (.http2MaxResets, http2MaxResets),
             (.topicRetention, topicRetention), (.jobQueues, jobQueues), (.jobLease, jobLease),

@@ -47,6 +47,7 @@ import Testing
         var settings = ServeSettings()
         settings.engine.port = 0
         settings.engine.eventLoops = 1
+        settings.grpc?.port = 0
         settings.workerThreads = 1
         settings.dataDirectory =
             FileManager.default.temporaryDirectory

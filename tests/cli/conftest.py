@@ -18,6 +18,8 @@ class Server:
     def __init__(self, args, env, cwd, port=0):
         self.log_path = Path(cwd) / "server.log"
         self.log = open(self.log_path, "w")
+        if "--grpc-listen" not in args:
+            args = [*args, "--grpc-listen", "127.0.0.1:0"]  # several servers may run at once
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", *args],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -35,6 +37,12 @@ class Server:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             time.sleep(0.05)
         raise TimeoutError(self.log_path.read_text())
+
+    @property
+    def grpc_target(self):
+        """`127.0.0.1:PORT` of the gRPC listener, once it listens."""
+        port = wait_for_log(self, r"grpc_address=127\.0\.0\.1:(\d+)", timeout=30).group(1)
+        return f"127.0.0.1:{port}"
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.process.poll() is None:
