@@ -50,7 +50,8 @@ public final class ServeNode: Sendable {
         topics.register(in: &router)
         var jobsConfiguration = JobsAPI.Configuration()
         jobsConfiguration.builtInQueues = Set(settings.jobQueues.keys)
-        JobsAPI(jobs: jobs, handlers: handlers, topics: topics, configuration: jobsConfiguration).register(in: &router)
+        let jobsAPI = JobsAPI(jobs: jobs, handlers: handlers, topics: topics, configuration: jobsConfiguration)
+        jobsAPI.register(in: &router)
         let uploads = try Uploads(
             store: store,
             directory: uploadsDirectory,
@@ -87,6 +88,7 @@ public final class ServeNode: Sendable {
             grpc = GRPCListener(
                 configuration: configuration,
                 broker: broker,
+                jobs: jobsAPI,
                 todos: store,
                 authentication: authentication,
                 logger: logger,

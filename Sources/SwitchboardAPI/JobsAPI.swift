@@ -23,10 +23,10 @@ public struct JobsAPI: Sendable {
         public init() {}
     }
 
-    let jobs: Jobs
+    public let jobs: Jobs
     let handlers: JobHandlers
     let topics: TopicsAPI
-    let configuration: Configuration
+    public let configuration: Configuration
 
     /// - Parameter topics: serves the job event streams.
     public init(jobs: Jobs, handlers: JobHandlers, topics: TopicsAPI, configuration: Configuration = Configuration()) {
@@ -77,8 +77,8 @@ public struct JobsAPI: Sendable {
     /// within S seconds.
     private func submit(_ request: Request) async throws -> Response {
         let wait = try QueryParameters(request).seconds("wait", max: configuration.maxWaitSeconds)
-        let body = try Self.decode(SubmitBody.self, from: request)
-        let new = try newJob(from: body)
+        let body = try Self.decode(JobSubmission.self, from: request)
+        let new = try newJob(from: body, principal: Principal.current)
         var change = try await jobs.submit(new, receipt: IdempotencyScope.current?.receipt(Self.submitted))
         if let wait, let finished = try await jobs.job(id: change.job.id, finishedWithin: wait) {
             change.job = finished
@@ -100,12 +100,12 @@ public struct JobsAPI: Sendable {
         return response
     }
 
-    /// Checks a submission: names, limits, and for queues of the built-in workers, a known type and an
-    /// input its handler accepts.
-    private func newJob(from body: SubmitBody) throws -> NewJob {
+    /// Checks a submission (any transport's): names, limits, the caller's claim on the queue, and for
+    /// queues of the built-in workers, a known type and an input its handler accepts.
+    public func newJob(from body: JobSubmission, principal: Principal?) throws -> NewJob {
         let queue = body.queue ?? "default"
-        try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
-        try Principal.authorize(.useQueue(queue))
+        try Self.checkQueueName(queue)
+        try Principal.authorize(.useQueue(queue), for: principal)
         try Self.checkName(body.type, kind: "Job type", code: "job_type_invalid")
         let input = body.input ?? .null
         if configuration.builtInQueues.contains(queue) {
@@ -191,7 +191,7 @@ public struct JobsAPI: Sendable {
     /// none came within S seconds.
     private func claim(_ request: Request) async throws -> Response {
         let queue = request.parameters["queue"] ?? ""
-        try Self.checkName(queue, kind: "Queue", code: "queue_name_invalid")
+        try Self.checkQueueName(queue)
         try Principal.authorize(.useQueue(queue))
         let query = QueryParameters(request)
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
@@ -248,7 +248,7 @@ public struct JobsAPI: Sendable {
     }
 
     /// Runs a job operation, turning the store's refusals into HTTP errors.
-    private func translating<T>(_ operation: () async throws -> T) async throws -> T {
+    public func translating<T>(_ operation: () async throws -> T) async throws -> T {
         do {
             return try await operation()
         } catch let error as JobStoreError {
@@ -273,12 +273,22 @@ public struct JobsAPI: Sendable {
 
     private static func id(of request: Request) throws -> String {
         let id = request.parameters["id"] ?? ""
-        guard UUID(uuidString: id) != nil else { throw notFound(id) }
+        try checkJobID(id)
         return id
     }
 
     private static func notFound(_ id: String) -> HTTPError {
         HTTPError(.notFound, code: "job_not_found", message: "No job \(id)")
+    }
+
+    /// A queue name, checked against the one naming rule.
+    public static func checkQueueName(_ name: String) throws {
+        try checkName(name, kind: "Queue", code: "queue_name_invalid")
+    }
+
+    /// A job id: a UUID; anything else is a job that does not exist.
+    public static func checkJobID(_ id: String) throws {
+        guard UUID(uuidString: id) != nil else { throw notFound(id) }
     }
 
     private static func checkName(_ name: String, kind: String, code: String) throws {
@@ -311,20 +321,24 @@ public struct JobsAPI: Sendable {
     }
 }
 
-/// The body of `POST /v1/jobs`.
-struct SubmitBody: Decodable {
-    var queue: String?
-    var type: String
-    var input: JSONValue?
-    var maxAttempts: Int?
-    var timeoutSeconds: Double?
-    var priority: Int?
+/// A job submission, as the body of `POST /v1/jobs` or a gRPC `Submit` gives it.
+public struct JobSubmission: Decodable, Sendable {
+    public var queue: String?
+    public var type: String
+    public var input: JSONValue?
+    public var maxAttempts: Int?
+    public var timeoutSeconds: Double?
+    public var priority: Int?
     /// Not before this time, in milliseconds since 1970.
-    var runAt: Int64?
+    public var runAt: Int64?
     /// Not before this many seconds from now.
-    var delaySeconds: Double?
-    var uniqueKey: String?
-    var uniqueForSeconds: Int64?
+    public var delaySeconds: Double?
+    public var uniqueKey: String?
+    public var uniqueForSeconds: Int64?
+
+    public init(type: String) {
+        self.type = type
+    }
 }
 
 struct HeartbeatBody: Decodable {

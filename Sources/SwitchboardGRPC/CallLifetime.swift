@@ -1,4 +1,5 @@
 import GRPCCore
+import ServiceLifecycle
 
 /// How long a long-lived call (a subscription, a watch, a session) runs: until its work ends or gRPC
 /// cancels the call — the client went away, its deadline passed, or the server is shutting down. gRPC
@@ -14,19 +15,29 @@ struct CallLifetime: Sendable {
             .map { ContinuousClock.now + $0 }
     }
 
-    /// Runs `body` in a task of its own that is cancelled with the call. A cancelled call ends with
-    /// DEADLINE_EXCEEDED once its deadline has passed, CANCELLED otherwise.
-    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let work = Task { try await body() }
+    /// Runs `body` in a task of its own that is cancelled with the call, and unless `endsAtShutdown` is
+    /// false, when the server begins its graceful shutdown. A cancelled call ends with DEADLINE_EXCEEDED
+    /// once its deadline has passed, UNAVAILABLE at shutdown (clients retry elsewhere), CANCELLED
+    /// otherwise.
+    func run<T: Sendable>(
+        endsAtShutdown: Bool = true,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let work = Task {
+            endsAtShutdown ? try await cancelWhenGracefulShutdown { try await body() } : try await body()
+        }
         let result = await withRPCCancellationHandler {
             await work.result
         } onCancelRPC: {
             work.cancel()
         }
-        guard !work.isCancelled else {
-            if let deadline, ContinuousClock.now >= deadline {
-                throw RPCError(code: .deadlineExceeded, message: "The call's deadline passed")
-            }
+        if let deadline, ContinuousClock.now >= deadline, work.isCancelled {
+            throw RPCError(code: .deadlineExceeded, message: "The call's deadline passed")
+        }
+        if Task.isShuttingDownGracefully, case .failure = result {
+            throw RPCError(code: .unavailable, message: "The server is shutting down")
+        }
+        if work.isCancelled {
             throw RPCError(code: .cancelled, message: "The call was cancelled")
         }
         return try result.get()

@@ -7,7 +7,8 @@ import SwitchboardBroker
 import SwitchboardStore
 
 /// The gRPC listener of a `serve` node: grpc-swift-2 on its HTTP/2 transport (h2c), on a port of its
-/// own, serving `todoPackage.Todo`, `switchboard.v1.Topics` and `grpc.health.v1.Health`.
+/// own, serving `todoPackage.Todo`, `switchboard.v1.Topics`, `switchboard.v1.Jobs` and
+/// `grpc.health.v1.Health`.
 public struct GRPCListener: Service {
     public struct Configuration: Sendable {
         public var host: String
@@ -34,6 +35,7 @@ public struct GRPCListener: Service {
     public init(
         configuration: Configuration,
         broker: Broker,
+        jobs: JobsAPI,
         todos: any TodoStore,
         authentication: Authentication?,
         logger: Logger,
@@ -58,6 +60,7 @@ public struct GRPCListener: Service {
                     authorizer: authorizer,
                     maxMessageBytes: configuration.maxTopicMessageBytes
                 ),
+                JobsService(jobs: jobs.jobs, api: jobs, authorizer: authorizer),
                 health,
             ]
         )

@@ -7,7 +7,7 @@ final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendable {
     typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
     static let services: Set<String> = [
-        "", "todoPackage.Todo", "switchboard.v1.Topics", "grpc.health.v1.Health",
+        "", "todoPackage.Todo", "switchboard.v1.Topics", "switchboard.v1.Jobs", "grpc.health.v1.Health",
     ]
 
     private struct State {
@@ -48,7 +48,8 @@ final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendable {
         let service = request.message.service
         let lifetime = CallLifetime(metadata: request.metadata)
         return StreamingServerResponse { writer in
-            try await lifetime.run { try await self.watch(service, writer: writer) }
+            // It says NOT_SERVING at shutdown, then ends by itself.
+            try await lifetime.run(endsAtShutdown: false) { try await self.watch(service, writer: writer) }
             return [:]
         }
     }

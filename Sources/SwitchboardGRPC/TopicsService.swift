@@ -1,6 +1,5 @@
 import Foundation
 import GRPCCore
-import ServiceLifecycle
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
@@ -79,12 +78,9 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         let principal = try await authorizer.principal(of: request.metadata)
         let lifetime = CallLifetime(metadata: request.metadata)
         return StreamingServerResponse { writer in
-            // A session lasts as long as its client wants, so graceful shutdown ends it too (CANCELLED).
             try await lifetime.run {
-                try await cancelWhenGracefulShutdown {
-                    try await TopicSession(broker: broker, service: self, principal: principal)
-                        .run(requests: request.messages, writer: writer)
-                }
+                try await TopicSession(broker: broker, service: self, principal: principal)
+                    .run(requests: request.messages, writer: writer)
             }
             return [:]
         }

@@ -29,13 +29,14 @@ def pb(tmp_path_factory):
     assert protoc.main(["protoc", f"-I{protos}", f"--python_out={out}", f"--grpc_python_out={out}", *files]) == 0
     sys.path.insert(0, str(out))
     import todo_pb2, todo_pb2_grpc  # noqa: E401
-    from switchboard.v1 import topics_pb2, topics_pb2_grpc
+    from switchboard.v1 import jobs_pb2, jobs_pb2_grpc, topics_pb2, topics_pb2_grpc
 
     class Stubs:
         pass
 
     stubs = Stubs()
     stubs.todo, stubs.todo_grpc, stubs.topics, stubs.topics_grpc = todo_pb2, todo_pb2_grpc, topics_pb2, topics_pb2_grpc
+    stubs.jobs, stubs.jobs_grpc = jobs_pb2, jobs_pb2_grpc
     return stubs
 
 
@@ -46,6 +47,35 @@ def channel(server, **options):
 def error_code(error):
     """The API's error code from the trailers of a failed call."""
     return dict(error.trailing_metadata() or ()).get("switchboard-error-code")
+
+
+class Outgoing:
+    """The requests of a client-streaming call, handed over one at a time while the call runs; `close()`
+    half-closes it."""
+
+    def __init__(self, *first):
+        self.requests = list(first)
+        self.wake = threading.Condition()
+
+    def send(self, request):
+        with self.wake:
+            self.requests.append(request)
+            self.wake.notify()
+
+    def close(self):
+        self.send(None)
+
+    def __iter__(self):
+        sent = 0
+        while True:
+            with self.wake:
+                if not self.wake.wait_for(lambda: len(self.requests) > sent, timeout=30):
+                    return  # the call ended without closing
+                request = self.requests[sent]
+            sent += 1
+            if request is None:
+                return
+            yield request
 
 
 def test_the_seeds_todo_service_keeps_its_items_in_the_store(start_server, pb, tmp_path):
@@ -116,28 +146,11 @@ def test_publish_stream_acknowledges_only_durable_messages(start_server, pb):
 
 def test_session_subscribes_and_publishes_on_one_stream(start_server, pb):
     server = start_server()
-    requests = []
-    wake = threading.Condition()
-
-    def outgoing():
-        sent = 0
-        while True:
-            with wake:
-                wake.wait_for(lambda: len(requests) > sent)
-                request = requests[sent]
-            sent += 1
-            if request is None:
-                return
-            yield request
-
-    def send(request):
-        with wake:
-            requests.append(request)
-            wake.notify()
-
+    outgoing = Outgoing()
+    send = outgoing.send
     T = pb.topics
     with channel(server) as ch:
-        events = pb.topics_grpc.TopicsStub(ch).Session(outgoing())
+        events = pb.topics_grpc.TopicsStub(ch).Session(iter(outgoing))
         send(T.SessionRequest(subscribe=T.SubscribeRequest(topic="chat", after=0)))
         assert next(events).subscribed.topic == "chat"
         send(T.SessionRequest(publish=T.SessionPublish(ref="r1", message=T.PublishRequest(topic="chat", data=b"hi"))))
@@ -150,7 +163,7 @@ def test_session_subscribes_and_publishes_on_one_stream(start_server, pb):
         assert (error.ref, error.code) == ("r2", "topic_reserved")
         send(T.SessionRequest(unsubscribe=T.Unsubscribe(topic="chat")))
         assert next(events).unsubscribed.topic == "chat"
-        send(None)
+        outgoing.close()
         assert list(events) == []
 
 
@@ -253,3 +266,96 @@ def test_grpc_listen_off_and_bad_values(start_server, tmp_path):
     bad = subprocess.run([str(Path(server.process.args[0])), "serve", "--grpc-listen", "nowhere"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=30)
     assert bad.returncode != 0 and "grpc-listen" in bad.stderr
+
+
+def test_jobs_submit_get_watch_and_cancel(start_server, pb):
+    server = start_server()
+    J = pb.jobs
+    with channel(server) as ch:
+        jobs = pb.jobs_grpc.JobsStub(ch)
+        # The built-in workers of queue "default" run a sleep job; Watch follows it to the end.
+        job = jobs.Submit(J.SubmitRequest(type="sleep", input='{"seconds":0.3}'))
+        assert job.state == J.QUEUED and job.queue == "default"
+        states = [j.state for j in jobs.Watch(J.GetRequest(id=job.id), timeout=10)]
+        assert states[-1] == J.SUCCEEDED and J.RUNNING in states
+        done = jobs.Get(J.GetRequest(id=job.id))
+        assert json.loads(done.result) == {"slept": 0.3} and done.attempts == 1
+        # The same job over HTTP.
+        assert json.loads(curl(f"{server.url}/v1/jobs/{job.id}")[1])["state"] == "succeeded"
+        # A job for external workers, cancelled while queued.
+        queued = jobs.Submit(J.SubmitRequest(queue="external", type="resize", input='{"w":1}'))
+        assert jobs.Cancel(J.GetRequest(id=queued.id)).state == J.CANCELLED
+        with pytest.raises(grpc.RpcError) as again:
+            jobs.Cancel(J.GetRequest(id=queued.id))
+        assert again.value.code() == grpc.StatusCode.ALREADY_EXISTS and error_code(again.value) == "job_state_conflict"
+        for bad, code in [(J.SubmitRequest(type="nope"), "job_type_unknown"),
+                          (J.SubmitRequest(queue="x", type="t", input="{not json"), "invalid_input"),
+                          (J.SubmitRequest(queue="bad queue", type="t"), "queue_name_invalid")]:
+            with pytest.raises(grpc.RpcError) as refused:
+                jobs.Submit(bad)
+            assert (refused.value.code(), error_code(refused.value)) == (grpc.StatusCode.INVALID_ARGUMENT, code)
+        with pytest.raises(grpc.RpcError) as missing:
+            jobs.Get(J.GetRequest(id="00000000-0000-0000-0000-000000000000"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_work_stream_leases_runs_and_finishes_jobs(start_server, pb):
+    server = start_server()
+    J = pb.jobs
+    with channel(server) as ch:
+        jobs = pb.jobs_grpc.JobsStub(ch)
+        ids = [jobs.Submit(J.SubmitRequest(queue="images", type="resize", input=json.dumps({"n": n}))).id
+               for n in range(3)]
+        outgoing = Outgoing()
+        send = outgoing.send
+        events = jobs.Work(iter(outgoing), timeout=20)
+        send(J.WorkRequest(start=J.WorkStart(queues=["images"], concurrency=2, lease_seconds=30)))
+        # Two at once (the concurrency), in submission order.
+        first, second = next(events).job, next(events).job
+        assert [first.id, second.id] == ids[:2] and first.state == J.RUNNING
+        send(J.WorkRequest(heartbeat=J.Heartbeat(id=first.id)))
+        assert next(events).updated.id == first.id
+        send(J.WorkRequest(complete=J.Complete(id=first.id, result='{"ok":true}')))
+        answers = [next(events) for _ in range(2)]  # the completion, and the third job in the freed slot
+        updated = [e.updated for e in answers if e.HasField("updated")]
+        assert [(u.id, u.state) for u in updated] == [(first.id, J.SUCCEEDED)]
+        third = [e.job for e in answers if e.HasField("job")]
+        assert [j.id for j in third] == [ids[2]]
+        send(J.WorkRequest(fail=J.Fail(id=second.id, error="broken", retry=False)))
+        assert next(events).updated.state == J.FAILED
+        # Not held by this stream: an error event, and the stream goes on.
+        send(J.WorkRequest(complete=J.Complete(id=second.id)))
+        assert next(events).error.code == "lease_lost"
+        outgoing.close()
+        assert list(events) == []
+    # The third job was never finished: it is still running under its lease.
+    third_job = json.loads(curl(f"{server.url}/v1/jobs/{ids[2]}")[1])
+    assert third_job["state"] == "running"
+    assert json.loads(curl(f"{server.url}/v1/jobs/{first.id}")[1])["result"] == {"ok": True}
+
+
+def test_a_dropped_work_stream_returns_its_jobs_at_lease_expiry(start_server, pb):
+    server = start_server()
+    J = pb.jobs
+    with channel(server) as ch:
+        jobs = pb.jobs_grpc.JobsStub(ch)
+        job_id = jobs.Submit(J.SubmitRequest(queue="q", type="t")).id
+        events = jobs.Work(iter(Outgoing(J.WorkRequest(start=J.WorkStart(queues=["q"], lease_seconds=1)))),
+                           timeout=10)
+        assert next(events).job.id == job_id
+        events.cancel()
+        # Another worker gets it once the lease has run out.
+        time.sleep(1.5)
+        again = jobs.Work(iter(Outgoing(J.WorkRequest(start=J.WorkStart(queues=["q"], lease_seconds=5)))),
+                          timeout=10)
+        leased = next(again).job
+        assert (leased.id, leased.attempts) == (job_id, 2)
+        again.cancel()
+        # A worker waiting on an empty queue ends at its deadline.
+        waiting = jobs.Work(iter(Outgoing(J.WorkRequest(start=J.WorkStart(queues=["empty"])))), timeout=0.5)
+        with pytest.raises(grpc.RpcError) as late:
+            list(waiting)
+        assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as no_start:
+            list(jobs.Work(iter([J.WorkRequest(heartbeat=J.Heartbeat(id="x"))]), timeout=5))
+        assert no_start.value.code() == grpc.StatusCode.INVALID_ARGUMENT
