@@ -135,15 +135,18 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        /// gRPC: the seed's Todo service, topics and jobs as gRPC services, health; code generated from
-        /// `Protos/` by `scripts/generate-protos` and committed.
+        /// gRPC: the seed's Todo service, topics and jobs as gRPC services, health, reflection, the interop
+        /// TestService; code generated from `Protos/` by `scripts/generate-protos` and committed.
         .target(
             name: "SwitchboardGRPC",
             dependencies: [
                 "SwitchboardAPI",
                 "SwitchboardBroker",
+                "SwitchboardEngine",
                 "SwitchboardJobs",
                 "SwitchboardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

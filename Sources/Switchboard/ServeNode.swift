@@ -73,24 +73,29 @@ public final class ServeNode: Sendable {
             settings.authentication.isEnabled
             ? try await Authentication(wrapping: idempotency, configuration: settings.authentication) : nil
 
+        let accessLog = settings.accessLog ? AccessLog(label: logger.label) : nil
         let server = HTTPServer(
             configuration: settings.engine,
             responder: authentication ?? idempotency,
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
-            accessLog: settings.accessLog ? AccessLog(label: logger.label) : nil,
+            accessLog: accessLog,
             webSockets: [topics.webSocketEndpoint(authentication: authentication)],
             onListening: onListening
         )
         var grpc: GRPCListener?
         if var configuration = settings.grpc {
             configuration.maxTopicMessageBytes = settings.topics.maxMessageBytes
+            configuration.idempotencyRetention = settings.idempotency.retention
             grpc = GRPCListener(
                 configuration: configuration,
                 broker: broker,
                 jobs: jobsAPI,
                 todos: store,
+                idempotencyStore: store,
                 authentication: authentication,
+                metrics: metrics,
+                accessLog: accessLog,
                 logger: logger,
                 onListening: onGRPCListening
             )

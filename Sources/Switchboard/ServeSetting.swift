@@ -30,6 +30,9 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case tlsSelfSigned = "tls-self-signed"
     case h2c
     case grpcListen = "grpc-listen"
+    case grpcTLSListen = "grpc-tls-listen"
+    case grpcKeepalive = "grpc-keepalive"
+    case grpcInterop = "grpc-interop"
     case http2MaxStreams = "http2-max-streams"
     case http2StreamWindow = "http2-stream-window"
     case http2ConnectionWindow = "http2-connection-window"
@@ -80,6 +83,11 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .tlsSelfSigned:
             "on: serve TLS with a development certificate for localhost, kept under DATA/tls (default off)."
         case .grpcListen: "Address of the gRPC listener (h2c), HOST:PORT, or off (default 127.0.0.1:50051)."
+        case .grpcTLSListen:
+            "Address of the gRPC TLS listener, HOST:PORT (default 127.0.0.1:50052, once a certificate is set)."
+        case .grpcKeepalive:
+            "Idle time after which gRPC connections are pinged; unanswered for 20s, closed (default 2h)."
+        case .grpcInterop: "Serve grpc.testing.TestService for gRPC interop clients, on or off (default off)."
         case .h2c: "HTTP/2 with prior knowledge on the cleartext listener, on or off (default on)."
         case .http2MaxStreams: "HTTP/2 streams a client may have open at once (default 100)."
         case .http2StreamWindow: "HTTP/2 flow-control window of each stream, e.g. 64KiB (default 65535)."

@@ -136,6 +136,19 @@ private struct SettingsReader {
         if let grpc {
             settings.grpc = grpc
         }
+        if var grpc = settings.grpc {
+            grpc.keepalive =
+                try read(.grpcKeepalive, expecting: "a duration such as 2h", positiveDuration).map {
+                    .nanoseconds($0.nanoseconds)
+                } ?? grpc.keepalive
+            grpc.interop = try read(.grpcInterop, expecting: "on or off", SettingValue.bool) ?? grpc.interop
+            if engine.tls != nil, let files = try tlsFiles(dataDirectory: settings.dataDirectory) {
+                let (host, port) =
+                    try read(.grpcTLSListen, expecting: "HOST:PORT", SettingValue.hostAndPort) ?? ("127.0.0.1", 50052)
+                grpc.tls = .init(host: host, port: port, certificateFile: files.certificate, keyFile: files.key)
+            }
+            settings.grpc = grpc
+        }
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
@@ -246,8 +259,8 @@ private struct SettingsReader {
         return (String(parts[0]), policy)
     }
 
-    /// The TLS listener when a certificate is given or a development one asked for.
-    private func tlsListener(dataDirectory: String) throws -> TLSListener? {
+    /// The PEM files of the certificate and its key, when given or a development one is asked for.
+    private func tlsFiles(dataDirectory: String) throws -> (certificate: String, key: String)? {
         var files: (certificate: String, key: String)?
         if let certificate = try read(.tlsCert, expecting: "a PEM file", { $0 }) {
             guard let key = try read(.tlsKey, expecting: "a PEM file", { $0 }) else {
@@ -264,7 +277,12 @@ private struct SettingsReader {
                 )
             }
         }
-        guard let files else { return nil }
+        return files
+    }
+
+    /// The TLS listener when a certificate is given or a development one asked for.
+    private func tlsListener(dataDirectory: String) throws -> TLSListener? {
+        guard let files = try tlsFiles(dataDirectory: dataDirectory) else { return nil }
         let (host, port) = try read(.tlsListen, expecting: "HOST:PORT", SettingValue.hostAndPort) ?? ("127.0.0.1", 8443)
         do {
             return TLSListener(

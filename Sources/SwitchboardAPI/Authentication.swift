@@ -241,9 +241,6 @@ public struct Principal: Sendable {
             message: "The token does not allow \(action.description)"
         )
     }
-
-    /// Whom idempotency keys belong to.
-    static var idempotencyOwner: String { current.map { "sub:\($0.subject)" } ?? "anonymous" }
 }
 
 extension Principal.Action: CustomStringConvertible {

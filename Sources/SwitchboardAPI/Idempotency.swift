@@ -61,7 +61,7 @@ public final class Idempotency: HTTPResponder, Service {
         body: RequestBodyStream?,
         on eventLoop: any EventLoop
     ) async throws -> Response {
-        let key = try Self.key(from: header)
+        let key = try Self.key(from: header, principal: Principal.current)
         let now = Date().millisecondsSince1970
         let expiry = now + configuration.retention.milliseconds
         switch try await store.claim(
@@ -76,17 +76,9 @@ public final class Idempotency: HTTPResponder, Service {
             response.headers.replaceOrAdd(name: "Idempotent-Replayed", value: "true")
             return response
         case .inProgress:
-            throw HTTPError(
-                .conflict,
-                code: "idempotency_key_in_use",
-                message: "A request with this Idempotency-Key is still being processed; retry later"
-            )
+            throw Self.keyInUse
         case .mismatch:
-            throw HTTPError(
-                .unprocessableEntity,
-                code: "idempotency_key_reused",
-                message: "This Idempotency-Key was used with a different request"
-            )
+            throw Self.keyReused
         case .started:
             return try await IdempotencyScope.$current.withValue(IdempotencyScope(key: key, expiresAt: expiry)) {
                 try await runFirst(request, key: key, with: handler, body: body, expiry: expiry, on: eventLoop)
@@ -122,8 +114,23 @@ public final class Idempotency: HTTPResponder, Service {
         return response
     }
 
-    /// The key without the quotes of its structured-field form; 1 to 255 characters.
-    private static func key(from header: String) throws -> IdempotencyKey {
+    /// The answer while the request holding the key runs.
+    public static let keyInUse = HTTPError(
+        .conflict,
+        code: "idempotency_key_in_use",
+        message: "A request with this Idempotency-Key is still being processed; retry later"
+    )
+
+    /// The answer to the key on a request other than its first.
+    public static let keyReused = HTTPError(
+        .unprocessableEntity,
+        code: "idempotency_key_reused",
+        message: "This Idempotency-Key was used with a different request"
+    )
+
+    /// The key of `principal` (keys are per caller), without the quotes of its structured-field form;
+    /// 1 to 255 characters.
+    public static func key(from header: String, principal: Principal?) throws -> IdempotencyKey {
         var key = Substring(header)
         if key.count >= 2, key.first == "\"", key.last == "\"" {
             key = key.dropFirst().dropLast()
@@ -134,7 +141,7 @@ public final class Idempotency: HTTPResponder, Service {
                 message: "Idempotency-Key must be 1 to 255 characters"
             )
         }
-        return IdempotencyKey(principal: Principal.idempotencyOwner, key: String(key))
+        return IdempotencyKey(principal: principal.map { "sub:\($0.subject)" } ?? "anonymous", key: String(key))
     }
 
     /// What makes two requests the same: method, target, content type and body. A streamed body is not

@@ -11,17 +11,22 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
     let jobs: Jobs
     let api: JobsAPI
     let authorizer: CallAuthorizer
+    let idempotency: IdempotentCalls
 
     func submit(
         request: ServerRequest<Switchboard_V1_SubmitRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Job> {
         let principal = try await authorizer.principal(of: request.metadata)
-        let change = try await rpc {
-            let new = try api.newJob(from: JobSubmission(request.message), principal: principal)
-            return try await jobs.submit(new)
+        let new = try await rpc { try api.newJob(from: JobSubmission(request.message), principal: principal) }
+        return try await idempotency.run(
+            request,
+            context: context,
+            principal: principal,
+            answer: { Switchboard_V1_Job($0.job) }
+        ) { receipt in
+            try await jobs.submit(new, receipt: receipt)
         }
-        return ServerResponse(message: .init(change.job))
     }
 
     func get(

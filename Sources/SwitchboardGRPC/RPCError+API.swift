@@ -1,4 +1,5 @@
 import GRPCCore
+import SwitchboardAPI
 import SwitchboardEngine
 import SwitchboardStore
 
@@ -27,11 +28,12 @@ extension RPCError {
 
     private static func code(for error: HTTPError) -> Code {
         switch error.status.code {
-        case 400, 422: .invalidArgument
+        case 400: .invalidArgument
+        case 422: error.code == Idempotency.keyReused.code ? .alreadyExists : .invalidArgument
         case 401: .unauthenticated
         case 403: .permissionDenied
         case 404: .notFound
-        case 409: error.code == "idempotency_key_in_use" ? .aborted : .alreadyExists
+        case 409: error.code == Idempotency.keyInUse.code ? .aborted : .alreadyExists
         case 410, 412: .failedPrecondition
         case 413, 429, 431: .resourceExhausted
         case 501: .unimplemented

@@ -13,15 +13,23 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
     let authorizer: CallAuthorizer
     /// Largest message data, as `--max-message-bytes` for HTTP publishes.
     let maxMessageBytes: Int
+    let idempotency: IdempotentCalls
 
     func publish(
         request: ServerRequest<Switchboard_V1_PublishRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Message> {
         let principal = try await authorizer.principal(of: request.metadata)
-        let message = try newMessage(request.message, principal: principal)
-        let stored = try await rpc { try await broker.publish(message) }
-        return ServerResponse(message: .init(stored))
+        var message = try newMessage(request.message, principal: principal)
+        return try await idempotency.run(
+            request,
+            context: context,
+            principal: principal,
+            answer: Switchboard_V1_Message.init
+        ) { receipt in
+            message.receipt = receipt
+            return try await broker.publish(message)
+        }
     }
 
     func subscribe(

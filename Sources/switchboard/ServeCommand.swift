@@ -44,6 +44,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: .init(ServeSetting.tlsSelfSigned.help)) var tlsSelfSigned = false
     @Option(help: .init(ServeSetting.h2c.help)) var h2c: String?
     @Option(name: .customLong("grpc-listen"), help: .init(ServeSetting.grpcListen.help)) var grpcListen: String?
+    @Option(name: .customLong("grpc-tls-listen"), help: .init(ServeSetting.grpcTLSListen.help))
+    var grpcTLSListen: String?
+    @Option(help: .init(ServeSetting.grpcKeepalive.help)) var grpcKeepalive: String?
+    @Option(help: .init(ServeSetting.grpcInterop.help)) var grpcInterop: String?
     @Option(name: .customLong("http2-max-streams"), help: .init(ServeSetting.http2MaxStreams.help))
     var http2MaxStreams: String?
     @Option(name: .customLong("http2-stream-window"), help: .init(ServeSetting.http2StreamWindow.help))
@@ -80,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.retentionAge, retentionAge), (.sseHeartbeat, sseHeartbeat), (.corsOrigins, corsOrigins),
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
             (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.grpcListen, grpcListen),
+            (.grpcTLSListen, grpcTLSListen), (.grpcKeepalive, grpcKeepalive), (.grpcInterop, grpcInterop),
             (.http2MaxStreams, http2MaxStreams),
             (.http2StreamWindow, http2StreamWindow), (.http2ConnectionWindow, http2ConnectionWindow),
             (.http2HeaderTable, http2HeaderTable), (.http2MaxResets, http2MaxResets),

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_tools import protoc
 
-from conftest import ROOT, curl
+from conftest import ROOT, curl, wait_for_log
 
 SECRET = "a-development-secret-of-32-bytes!"
 
@@ -359,3 +359,190 @@ def test_a_dropped_work_stream_returns_its_jobs_at_lease_expiry(start_server, pb
         with pytest.raises(grpc.RpcError) as no_start:
             list(jobs.Work(iter([J.WorkRequest(heartbeat=J.Heartbeat(id="x"))]), timeout=5))
         assert no_start.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_reflection_describes_the_served_services(start_server, pb):
+    from google.protobuf import descriptor_pool, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    server = start_server()
+    with channel(server) as ch:
+        # grpcio-reflection's client database, as grpcurl and Postman use it: no .proto files at hand.
+        database = ProtoReflectionDescriptorDatabase(ch)
+        assert set(database.get_services()) >= {"todoPackage.Todo", "switchboard.v1.Topics", "switchboard.v1.Jobs",
+                                                 "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"}
+        assert "grpc.testing.TestService" not in database.get_services()  # only with --grpc-interop
+        pool = descriptor_pool.DescriptorPool(database)
+        method = pool.FindServiceByName("switchboard.v1.Topics").methods_by_name["Publish"]
+        request_class = message_factory.GetMessageClass(method.input_type)
+        reply_class = message_factory.GetMessageClass(method.output_type)
+        publish = ch.unary_unary("/switchboard.v1.Topics/Publish", request_serializer=request_class.SerializeToString,
+                                 response_deserializer=reply_class.FromString)
+        stored = publish(request_class(topic="reflected", data=b"hello"))
+        assert (stored.topic, stored.offset, stored.data) == ("reflected", 1, b"hello")
+        assert pool.FindMessageTypeByName("switchboard.v1.SessionEvent").fields_by_name["error"]
+        with pytest.raises(KeyError):
+            pool.FindServiceByName("switchboard.v1.Nothing")
+    interop = start_server("--grpc-interop", "on")
+    with channel(interop) as ch:
+        assert "grpc.testing.TestService" in ProtoReflectionDescriptorDatabase(ch).get_services()
+
+
+def test_calls_are_counted_and_logged(start_server, pb):
+    server = start_server()
+    with channel(server) as ch:
+        todo = pb.todo_grpc.TodoStub(ch)
+        todo.createTodo(pb.todo.TodoItem(text="one"))
+        todo.createTodo(pb.todo.TodoItem(text="two"))
+        with pytest.raises(grpc.RpcError):
+            pb.topics_grpc.TopicsStub(ch).Publish(pb.topics.PublishRequest(topic="bad name", data=b"x"))
+        stream = pb.topics_grpc.TopicsStub(ch).Subscribe(pb.topics.SubscribeRequest(topic="t"), timeout=0.5)
+        with pytest.raises(grpc.RpcError):
+            list(stream)
+    # The server ends the call at its deadline, unless the client's cancellation gets there first.
+    ended = wait_for_log(server, r"\[SwitchboardGRPC\] /switchboard.v1.Topics/Subscribe (DEADLINE_EXCEEDED|CANCELLED)$")
+    metrics = curl(f"{server.url}/metrics")[1]
+
+    def value(name, **labels):
+        for line in metrics.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{name} {labels} not in\n{metrics}")
+
+    assert value("grpc_server_handled_total", grpc_method="createTodo", grpc_code="OK",
+                 grpc_service="todoPackage.Todo", grpc_type="unary") == 2
+    assert value("grpc_server_started_total", grpc_method="createTodo") == 2
+    assert value("grpc_server_handling_seconds_count", grpc_method="createTodo") == 2
+    assert value("grpc_server_handled_total", grpc_method="Publish", grpc_code="INVALID_ARGUMENT") == 1
+    assert value("grpc_server_handled_total", grpc_method="Subscribe", grpc_code=ended.group(1),
+                 grpc_type="server_stream") == 1
+    line = wait_for_log(server, r"^.*log=access.*\[SwitchboardGRPC\] /todoPackage.Todo/createTodo OK$").group(0)
+    assert re.search(r"duration_ms=\d+\.\d{3} ", line) and "peer=ipv4:127.0.0.1:" in line
+    assert re.search(r"/switchboard.v1.Topics/Publish INVALID_ARGUMENT$", server.output(), re.M)
+    quiet = start_server("--access-log", "off")
+    with channel(quiet) as ch:
+        pb.todo_grpc.TodoStub(ch).createTodo(pb.todo.TodoItem(text="one"))
+    time.sleep(0.3)
+    assert "SwitchboardGRPC] /todoPackage" not in quiet.output()
+
+
+def test_grpc_over_tls_with_the_http_certificate(start_server, pb, tmp_path):
+    data = tmp_path / "data"
+    server = start_server("--data", str(data), "--tls-self-signed", "--tls-listen", "127.0.0.1:0",
+                          "--grpc-tls-listen", "127.0.0.1:0")
+    port = wait_for_log(server, r"grpc_tls_address=127\.0\.0\.1:(\d+)", timeout=30).group(1)
+    credentials = grpc.ssl_channel_credentials((data / "tls" / "self-signed-cert.pem").read_bytes())
+    with grpc.secure_channel(f"localhost:{port}", credentials) as ch:
+        assert pb.todo_grpc.TodoStub(ch).createTodo(pb.todo.TodoItem(text="secret")).id == 1
+    with grpc.insecure_channel(server.grpc_target) as ch:  # the cleartext listener stays
+        assert [i.text for i in pb.todo_grpc.TodoStub(ch).readTodosStream(pb.todo.NoParam())] == ["secret"]
+    # A client that does not trust the certificate is refused in the handshake.
+    with grpc.secure_channel(f"localhost:{port}", grpc.ssl_channel_credentials()) as ch:
+        with pytest.raises(grpc.RpcError) as untrusted:
+            pb.todo_grpc.TodoStub(ch).readTodos(pb.todo.NoParam(), timeout=5)
+        assert untrusted.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_keepalive_pings_idle_connections(start_server):
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    server = start_server("--grpc-keepalive", "1s")
+    host, port = server.grpc_target.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.initiate_connection()
+        sock.sendall(connection.data_to_send())
+        started, pinged = time.monotonic(), None
+        while pinged is None and time.monotonic() - started < 8:
+            for event in connection.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.PingReceived):
+                    pinged = time.monotonic() - started
+            sock.sendall(connection.data_to_send())  # answers the ping
+        assert pinged is not None and 0.5 < pinged < 5
+    bad = subprocess.run([str(Path(server.process.args[0])), "serve", "--grpc-keepalive", "soon"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "grpc-keepalive" in bad.stderr
+
+
+def test_kill_9_loses_no_acknowledged_publish(start_server, pb, tmp_path):
+    data = tmp_path / "data"
+    server = start_server("--data", str(data))
+    T = pb.topics
+    with channel(server) as ch:
+        topics = pb.topics_grpc.TopicsStub(ch)
+        assert topics.PublishStream(T.PublishRequest(topic="ledger", data=f"s{n}".encode())
+                                    for n in range(200)).count == 200
+        # A session publishing as fast as it can, each publish acknowledged by reference, killed mid-way.
+        outgoing = Outgoing()
+        events = topics.Session(iter(outgoing))
+        acknowledged = {}
+
+        def read_acks():
+            try:
+                for event in events:
+                    if event.HasField("published"):
+                        acknowledged[event.published.ref] = event.published.message.offset
+            except grpc.RpcError:
+                pass
+
+        reader = threading.Thread(target=read_acks)
+        reader.start()
+        for n in range(5000):
+            outgoing.send(T.SessionRequest(publish=T.SessionPublish(
+                ref=str(n), message=T.PublishRequest(topic="ledger", data=f"p{n}".encode()))))
+            if n == 100:
+                while len(acknowledged) < 50:
+                    time.sleep(0.01)
+                server.process.kill()
+                break
+        reader.join(timeout=10)
+        outgoing.close()
+    server.process.wait()
+    assert len(acknowledged) >= 50
+    server = start_server("--data", str(data))
+    status, body = curl(f"{server.url}/v1/topics/ledger/messages?after=0&limit=1000")
+    stored = {m["offset"]: m["data"] for m in json.loads(body)["messages"]}
+    assert [stored[offset] for offset in range(1, 201)] == [f"s{n}" for n in range(200)]
+    for ref, offset in acknowledged.items():
+        assert stored[offset] == f"p{ref}"
+    # What was stored is the sent order without gaps, though some of it was never acknowledged.
+    assert sorted(stored) == list(range(1, len(stored) + 1))
+    assert [stored[offset] for offset in range(201, len(stored) + 1)] == [f"p{n}" for n in range(len(stored) - 200)]
+
+
+def test_idempotency_key_metadata_runs_a_call_once(start_server, pb):
+    server = start_server()
+    with channel(server) as ch:
+        topics = pb.topics_grpc.TopicsStub(ch)
+        request = pb.topics.PublishRequest(topic="payments", data=b"charge 1")
+        key = (("idempotency-key", "charge-1"),)
+        first, call = topics.Publish.with_call(request, metadata=key)
+        again, replay = topics.Publish.with_call(request, metadata=key)
+        assert (again.offset, again.id) == (first.offset, first.id)
+        assert "idempotent-replayed" not in dict(call.initial_metadata())
+        assert dict(replay.initial_metadata())["idempotent-replayed"] == "true"
+        # The same key on another request is refused; the HTTP API shares the keys.
+        with pytest.raises(grpc.RpcError) as reused:
+            topics.Publish(pb.topics.PublishRequest(topic="payments", data=b"charge 2"), metadata=key)
+        assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert error_code(reused.value) == "idempotency_key_reused"
+        status, body = curl("-X", "POST", "-H", "Idempotency-Key: charge-1", "--data-binary", "charge 1",
+                            f"{server.url}/v1/topics/payments/messages")
+        assert status == 422 and json.loads(body)["error"]["code"] == "idempotency_key_reused"
+        with pytest.raises(grpc.RpcError) as invalid:
+            topics.Publish(request, metadata=(("idempotency-key", "k" * 256),))
+        assert (invalid.value.code(), error_code(invalid.value)) == \
+            (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_invalid")
+        # A refused call leaves no record: its retry runs again.
+        with pytest.raises(grpc.RpcError):
+            topics.Publish(pb.topics.PublishRequest(topic="bad name", data=b"x"), metadata=(("idempotency-key", "r"),))
+        jobs = pb.jobs_grpc.JobsStub(ch)
+        submit = pb.jobs.SubmitRequest(type="sleep", input='{"seconds":0.01}')
+        job = jobs.Submit(submit, metadata=(("idempotency-key", "job-1"),))
+        assert jobs.Submit(submit, metadata=(("idempotency-key", "job-1"),)).id == job.id
+        assert jobs.Submit(submit).id != job.id
+    status, body = curl(f"{server.url}/v1/topics/payments/messages?after=0")
+    assert [m["data"] for m in json.loads(body)["messages"]] == ["charge 1"]
