@@ -6,11 +6,14 @@ import Synchronization
 /// Fan-out measured the way the referee `benchmarks/referee/fanout.py` does it: N subscribers on one fresh topic, one
 /// publisher at a fixed rate, each payload carrying its sequence number and send time
 /// (`SEQUENCE.NANOSECONDS.xxx…`), and an exact per-subscriber account of what was lost, duplicated or
-/// reordered. Subscribers and publisher run in this process, so the clock is shared.
+/// reordered. Subscribers and publisher run in this process, so the clock is shared. Each subscriber has a
+/// connection of its own, whatever the transport; the publisher publishes over HTTP.
 public struct FanOutBenchmark: Sendable {
     public enum Transport: String, Sendable, CaseIterable {
         case ws
         case sse
+        /// `switchboard.v1.Topics/Subscribe` streams, at `Options.grpcAddress`.
+        case grpc
     }
 
     public struct Options: Sendable {
@@ -18,6 +21,8 @@ public struct FanOutBenchmark: Sendable {
         public var rate = 100
         public var seconds = 5
         public var transport = Transport.ws
+        /// The gRPC listener, `HOST:PORT`, for the gRPC transport.
+        public var grpcAddress = "127.0.0.1:50051"
         public var payloadBytes = 64
         /// Time after the last publish for stragglers.
         public var drain: Duration = .seconds(2)
@@ -102,6 +107,12 @@ public struct FanOutBenchmark: Sendable {
         case .sse:
             for try await event in try await client.events(topic: topic, after: nil) where event.event == nil {
                 account.record(payload: event.data)
+            }
+        case .grpc:
+            try await GRPCTopicsClient.with(address: options.grpcAddress) { grpc in
+                for try await message in grpc.messages(topic: topic, after: nil) {
+                    account.record(payload: String(decoding: message.data, as: UTF8.self))
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardProtos
 import SwitchboardStore
 
 /// The gRPC listeners of a `serve` node: grpc-swift-2 on its HTTP/2 transport, h2c on a port of its own

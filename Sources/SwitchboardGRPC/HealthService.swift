@@ -1,4 +1,5 @@
 import GRPCCore
+import SwitchboardProtos
 import Synchronization
 
 /// `grpc.health.v1.Health`: every service of the node (and the node itself, `""`) is SERVING until

@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import SwitchboardProtos
 
 /// The standard interoperability `grpc.testing.TestService` (`serve --grpc-interop`), so that the
 /// official interop clients of other gRPC implementations can check this server: payloads of the asked

@@ -3,6 +3,7 @@ import GRPCCore
 import SwitchboardAPI
 import SwitchboardEngine
 import SwitchboardJobs
+import SwitchboardProtos
 import SwitchboardStore
 
 /// `switchboard.v1.Jobs`: the job queue of `/v1/jobs` — submissions checked by the same rules, the

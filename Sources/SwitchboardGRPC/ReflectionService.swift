@@ -2,10 +2,11 @@ import Foundation
 import GRPCCore
 import GRPCProtobuf
 import SwiftProtobuf
+import SwitchboardProtos
 
 /// Server reflection v1 (`grpc.reflection.v1.ServerReflection`): grpcurl, Postman and other clients list
 /// the services and call them without the `.proto` files. Answers come from the descriptors of the
-/// served files, compiled in (`Generated/served_descriptor_set.swift`).
+/// served files, compiled in (`SwitchboardProtos/served_descriptor_set.swift`).
 struct ReflectionService: Grpc_Reflection_V1_ServerReflection.ServiceProtocol {
     /// The descriptor set, decoded once.
     private static let files: [String: Google_Protobuf_FileDescriptorProto] = {

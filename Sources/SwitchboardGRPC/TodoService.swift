@@ -1,4 +1,5 @@
 import GRPCCore
+import SwitchboardProtos
 import SwitchboardStore
 
 /// The seed's `todoPackage.Todo`, unchanged: items kept in the store, ids dense from 1.

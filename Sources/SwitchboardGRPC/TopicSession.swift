@@ -1,6 +1,7 @@
 import GRPCCore
 import SwitchboardAPI
 import SwitchboardBroker
+import SwitchboardProtos
 
 /// One `Topics.Session` call, as `/v1/ws` works: subscribe and unsubscribe by topic, publish with a
 /// `ref` that the answer echoes. Each subscription has a task that writes its messages in order (the

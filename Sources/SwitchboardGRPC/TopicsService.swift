@@ -3,6 +3,7 @@ import GRPCCore
 import SwitchboardAPI
 import SwitchboardBroker
 import SwitchboardEngine
+import SwitchboardProtos
 import SwitchboardStore
 import Synchronization
 

@@ -3,6 +3,7 @@ import GRPCCore
 import SwitchboardAPI
 import SwitchboardEngine
 import SwitchboardJobs
+import SwitchboardProtos
 import SwitchboardStore
 import Synchronization
 

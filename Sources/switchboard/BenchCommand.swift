@@ -13,18 +13,19 @@ struct BenchCommand: SwitchboardClientCommand {
     @Option(help: "Subscribers on the topic.") var subscribers = 100
     @Option(help: "Messages published per second.") var rate = 100
     @Option(help: "Seconds of publishing.") var seconds = 5
-    @Option(help: "ws or sse.") var via = "ws"
+    @Option(help: "ws, sse or grpc.") var via = "ws"
     @Option(help: "Payload size in bytes.") var size = 64
 
     func run() async throws {
         guard let transport = FanOutBenchmark.Transport(rawValue: via) else {
-            throw ValidationError("--via must be ws or sse")
+            throw ValidationError("--via must be ws, sse or grpc")
         }
         var options = FanOutBenchmark.Options()
         options.subscribers = subscribers
         options.rate = rate
         options.seconds = seconds
         options.transport = transport
+        options.grpcAddress = client.grpc
         options.payloadBytes = size
         do {
             print(try await FanOutBenchmark(baseURL: client.url, options: options).run())

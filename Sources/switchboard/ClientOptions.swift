@@ -5,6 +5,9 @@ import Foundation
 struct ClientOptions: ParsableArguments {
     @Option(help: "Server URL (SWITCHBOARD_URL; default http://127.0.0.1:8080).")
     var url: String = ProcessInfo.processInfo.environment["SWITCHBOARD_URL"] ?? "http://127.0.0.1:8080"
+
+    @Option(help: "The server's gRPC listener, HOST:PORT, for --via grpc (SWITCHBOARD_GRPC; default 127.0.0.1:50051).")
+    var grpc: String = ProcessInfo.processInfo.environment["SWITCHBOARD_GRPC"] ?? "127.0.0.1:50051"
 }
 
 extension SwitchboardClientCommand {

@@ -15,6 +15,12 @@ struct PublishCommand: SwitchboardClientCommand {
     @Argument(help: "The topic.") var topic: String
     @Argument(help: "The message; - or nothing reads it from standard input.") var data: String?
     @Option(help: "Content-Type of the message.") var contentType = "text/plain; charset=utf-8"
+    @Option(help: "http or grpc.") var via: Transport = .http
+
+    enum Transport: String, ExpressibleByArgument, CaseIterable {
+        case http
+        case grpc
+    }
 
     func run() async throws {
         let body: ByteBuffer
@@ -24,8 +30,20 @@ struct PublishCommand: SwitchboardClientCommand {
             body = ByteBuffer(bytes: FileHandle.standardInput.readDataToEndOfFile())
         }
         do {
-            let receipt = try await SwitchboardClient(baseURL: client.url)
-                .publish(topic: topic, body: body, contentType: contentType)
+            let receipt =
+                switch via {
+                case .http:
+                    try await SwitchboardClient(baseURL: client.url)
+                        .publish(topic: topic, body: body, contentType: contentType)
+                case .grpc:
+                    try await GRPCTopicsClient.with(address: client.grpc) { grpc in
+                        try await grpc.publish(
+                            topic: topic,
+                            data: Data(body.readableBytesView),
+                            contentType: contentType
+                        )
+                    }
+                }
             print(
                 #"{"topic":"\#(receipt.topic)","offset":\#(receipt.offset),"id":"\#(receipt.id)","timestamp":\#(receipt.timestamp)}"#
             )

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SwitchboardClient
 
-/// `switchboard subscribe TOPIC --via poll|long-poll|sse|ws [--after N]`: prints each message as it comes.
+/// `switchboard subscribe TOPIC --via poll|long-poll|sse|ws|grpc [--after N]`: prints each message as it comes.
 struct SubscribeCommand: SwitchboardClientCommand {
     static let configuration = CommandConfiguration(
         commandName: "subscribe",
@@ -15,11 +15,12 @@ struct SubscribeCommand: SwitchboardClientCommand {
         case longPoll = "long-poll"
         case sse
         case ws
+        case grpc
     }
 
     @OptionGroup var client: ClientOptions
     @Argument(help: "The topic.") var topic: String
-    @Option(help: "How to receive: poll, long-poll, sse or ws.") var via: Transport = .sse
+    @Option(help: "How to receive: poll, long-poll, sse, ws or grpc.") var via: Transport = .sse
     @Option(help: "Start after this offset (default: new messages only).") var after: Int64?
     @Option(help: "Stop after this many messages.") var count: Int?
     @Option(help: "Seconds between short polls.") var interval: Double = 1
@@ -42,6 +43,12 @@ struct SubscribeCommand: SwitchboardClientCommand {
             case .ws:
                 for try await message in try await switchboard.webSocketMessages(topic: topic, after: after) {
                     if emit(offset: message.offset, data: message.data ?? message.dataBase64 ?? "") { return }
+                }
+            case .grpc:
+                try await GRPCTopicsClient.with(address: client.grpc) { grpc in
+                    for try await message in grpc.messages(topic: topic, after: after) {
+                        if emit(offset: message.offset, data: String(decoding: message.data, as: UTF8.self)) { return }
+                    }
                 }
             case .poll, .longPoll:
                 var position: Int64

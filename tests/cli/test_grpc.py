@@ -546,3 +546,27 @@ def test_idempotency_key_metadata_runs_a_call_once(start_server, pb):
         assert jobs.Submit(submit).id != job.id
     status, body = curl(f"{server.url}/v1/topics/payments/messages?after=0")
     assert [m["data"] for m in json.loads(body)["messages"]] == ["charge 1"]
+
+
+def test_the_cli_publishes_and_subscribes_over_grpc(start_server):
+    from conftest import BINARY
+    server = start_server()
+    target = ["--url", server.url, "--grpc", server.grpc_target]
+    subscriber = subprocess.Popen([str(BINARY), "subscribe", "news", "--via", "grpc", "--after", "0", "--count", "3",
+                                   *target], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receipts = []
+    for text in ("one", "two"):
+        published = subprocess.run([str(BINARY), "publish", "news", text, "--via", "grpc", *target],
+                                   capture_output=True, text=True, timeout=30)
+        assert published.returncode == 0, published.stderr
+        receipts.append(json.loads(published.stdout))
+    assert [(r["topic"], r["offset"]) for r in receipts] == [("news", 1), ("news", 2)]
+    assert subprocess.run([str(BINARY), "publish", "news", "three", *target], capture_output=True).returncode == 0
+    out, err = subscriber.communicate(timeout=30)
+    assert subscriber.returncode == 0, err
+    assert out.splitlines() == ["1\tone", "2\ttwo", "3\tthree"]
+    # A listener that is not there, and an address that is not one: one line and status 1.
+    for address in ("127.0.0.1:1", "nowhere"):
+        failed = subprocess.run([str(BINARY), "publish", "news", "x", "--via", "grpc", "--grpc", address],
+                                capture_output=True, text=True, timeout=30)
+        assert failed.returncode == 1 and failed.stderr.startswith("switchboard: "), failed.stderr

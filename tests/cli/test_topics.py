@@ -320,10 +320,10 @@ def test_a_long_poll_whose_client_leaves_is_ended_at_once(start_server):
 def test_bench_counts_every_delivery_exactly(start_server):
     from conftest import BINARY
     server = start_server("--access-log", "off")
-    for via in ("ws", "sse"):
+    for via in ("ws", "sse", "grpc"):
         result = subprocess.run(
-            [str(BINARY), "bench", "--url", server.url, "--subscribers", "20", "--rate", "20", "--seconds", "2",
-             "--via", via],
+            [str(BINARY), "bench", "--url", server.url, "--grpc", server.grpc_target, "--subscribers", "20",
+             "--rate", "20", "--seconds", "2", "--via", via],
             capture_output=True, text=True, timeout=60,
         )
         assert result.returncode == 0, result.stderr
