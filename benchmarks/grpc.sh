@@ -6,7 +6,7 @@
 #            grpc-go appends it to a slice).
 # h2load does not read grpc-status, so each server is checked afterwards with curl: the stream sends its
 # 100 todos and ends with grpc-status 0, and the id of one more todo shows that every call h2load counted
-# created exactly one. Prints each figure, the server CPU seconds per 100k calls or messages, and the ratio.
+# created one (and at most the 1,000 calls in flight when it stopped more). Prints each figure, the server CPU seconds per 100k calls or messages, and the ratio.
 #
 # Usage: benchmarks/grpc.sh [seconds=10]
 # Needs: h2load, go, protoc, Debian's golang-google-grpc-dev and golang-goprotobuf-dev (installed with
@@ -75,7 +75,7 @@ load() {
 }
 
 measure() {
-    local port=$1 pid=$2 first rps done before after last
+    local port=$1 pid=$2 first rps done before after last made
     # 100 todos, then their stream.
     h2load -n 100 -c 1 -m 1 -d "$work/todo.bin" "${grpc_headers[@]}" \
         "http://127.0.0.1:$port/todoPackage.Todo/createTodo" >/dev/null
@@ -88,8 +88,10 @@ measure() {
     read -r rps done before after < <(load "$port" createTodo "$work/todo.bin" 10 100 -- "$pid")
     call "$port" createTodo "$work/todo.bin"
     last=$(reply_id)
-    [ "$((last - first - 1))" -eq "$done" ] ||
-        { echo "createTodo on $port: h2load counted $done calls, the server made $((last - first - 1)) todos" >&2; exit 1; }
+    # Calls still in flight when h2load stops are made but not counted: up to 10 x 100 more.
+    made=$((last - first - 1))
+    [ "$made" -ge "$done" ] && [ "$made" -le $((done + 1000)) ] ||
+        { echo "createTodo on $port: h2load counted $done calls, the server made $made todos" >&2; exit 1; }
     echo "$rps $(cpu_per "$before" "$after" "$done" 100000)"
 }
 

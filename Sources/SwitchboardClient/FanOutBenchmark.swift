@@ -88,7 +88,7 @@ public struct FanOutBenchmark: Sendable {
             for account in accounts {
                 group.addTask { try await subscribe(client, topic: topic, into: account) }
             }
-            try await Task.sleep(for: .seconds(1))  // Let every subscription reach the server.
+            try await waitForSubscribers(client)
             let firstPublish = Int64(DispatchTime.now().uptimeNanoseconds)
             let published = try await publish(client, topic: topic)
             try await Task.sleep(for: options.drain)
@@ -96,6 +96,21 @@ public struct FanOutBenchmark: Sendable {
             let lastDelivery = accounts.map(\.lastDelivery).max() ?? firstPublish
             return report(accounts, published: published, elapsed: .nanoseconds(max(1, lastDelivery - firstPublish)))
         }
+    }
+
+    /// Waits until the server counts every subscription (`switchboard_subscribers`), up to 60 s, and a
+    /// second more: a message published before a subscription reaches the server is not delivered to it.
+    private func waitForSubscribers(_ client: SwitchboardClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let metrics = try await client.metricsText()
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("switchboard_subscribers ") }
+            if let count = line?.split(separator: " ").last.flatMap({ Double($0) }), Int(count) >= options.subscribers {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .seconds(1))
     }
 
     private func subscribe(_ client: SwitchboardClient, topic: String, into account: SubscriberAccount) async throws {

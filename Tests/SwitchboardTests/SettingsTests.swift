@@ -69,6 +69,30 @@ import Testing
         }
     }
 
+    @Test func grpcSettings() async throws {
+        let defaults = try await ServeSettings.resolve(environment: [:])
+        #expect(defaults.grpc?.port == 50051)
+        #expect(defaults.grpc?.keepalive == .seconds(7200))
+        #expect(defaults.grpc?.interop == false)
+        #expect(defaults.grpc?.tls == nil)
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        let settings = try await ServeSettings.resolve(
+            commandLine: [.grpcKeepalive: "30s", .tlsSelfSigned: "on", .data: data],
+            environment: ["SWITCHBOARD_GRPC_INTEROP": "on", "SWITCHBOARD_GRPC_TLS_LISTEN": "127.0.0.1:7443"]
+        )
+        #expect(settings.grpc?.keepalive == .seconds(30))
+        #expect(settings.grpc?.interop == true)
+        #expect(settings.grpc?.tls?.port == 7443)
+        #expect(settings.grpc?.tls?.certificateFile == data + "/tls/self-signed-cert.pem")
+        #expect(try await ServeSettings.resolve(commandLine: [.grpcListen: "off"], environment: [:]).grpc == nil)
+        await #expect(throws: SettingsError.self) {
+            try await ServeSettings.resolve(commandLine: [.grpcKeepalive: "0s"], environment: [:])
+        }
+        await #expect(throws: SettingsError.self) {
+            try await ServeSettings.resolve(commandLine: [.grpcInterop: "maybe"], environment: [:])
+        }
+    }
+
     @Test func configFileCanComeFromTheEnvironment() async throws {
         let file = try temporaryFile(named: "env.yaml", contents: "data: /tmp/from-file\n")
         let settings = try await ServeSettings.resolve(environment: ["SWITCHBOARD_CONFIG": file])
