@@ -248,7 +248,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardJobsTests",
-            dependencies: ["SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore"]
+            dependencies: [
+                "SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "SwitchboardUploadsTests",

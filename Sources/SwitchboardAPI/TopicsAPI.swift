@@ -263,8 +263,7 @@ public struct TopicsAPI: Sendable {
             throw HTTPError(
                 .forbidden,
                 code: "topic_reserved",
-                message:
-                    "Topics starting with \(TopicName.reservedPrefixes.joined(separator: ", ")) are written by the server only"
+                message: "Topics \(TopicName.reservedDescription) are written by the server only"
             )
         }
     }

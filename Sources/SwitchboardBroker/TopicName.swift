@@ -1,11 +1,23 @@
 /// Topic names are 1 to 200 characters of `A-Z a-z 0-9 . _ -`.
 public enum TopicName {
-    /// Prefixes of topics only the server writes: `jobs.` carries job state changes.
-    public static let reservedPrefixes = ["jobs."]
+    /// The topics of each job's state changes, `jobs.{id}`.
+    public static let jobsPrefix = "jobs."
+    /// The topic finished uploads are announced on.
+    public static let uploads = "uploads"
+
+    /// Topics only the server writes, by prefix and by name: every transport refuses client publishes
+    /// to them, so their events cannot be forged.
+    public static let reservedPrefixes = [jobsPrefix]
+    public static let reservedNames = [uploads]
 
     /// Whether clients may only read `name`.
     public static func isReserved(_ name: String) -> Bool {
-        reservedPrefixes.contains { name.hasPrefix($0) }
+        reservedNames.contains(name) || reservedPrefixes.contains { name.hasPrefix($0) }
+    }
+
+    /// The reserved topics, for messages: `jobs.*, uploads`.
+    public static var reservedDescription: String {
+        (reservedPrefixes.map { $0 + "*" } + reservedNames).joined(separator: ", ")
     }
 
     public static func isValid(_ name: some StringProtocol) -> Bool {

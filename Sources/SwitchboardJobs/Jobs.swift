@@ -26,10 +26,8 @@ public final class Jobs: Service, Sendable {
         public init() {}
     }
 
-    /// The topic that carries a job's state changes.
-    public static func topic(of id: String) -> String { "jobs.\(id)" }
-    /// Topics reserved for job events; clients may read them but not publish to them.
-    public static let topicPrefix = "jobs."
+    /// The topic that carries a job's state changes (reserved: clients read it, only the server writes).
+    public static func topic(of id: String) -> String { TopicName.jobsPrefix + id }
 
     public let configuration: Configuration
     private let store: any JobStore

@@ -305,26 +305,30 @@ extension Job {
         )
     }
 
-    init(row: Row) {
+    /// A row of `jobs`, by column name. A state this build does not know is an error, not a guess: a
+    /// job must never run again because its row could not be read.
+    init(row: Row) throws {
+        let state: String = row["state"]
+        guard let known = JobState(rawValue: state) else { throw CorruptJobRow(id: row["id"], state: state) }
         self.init(
-            id: row[0],
-            queue: row[1],
-            type: row[2],
-            input: row[3],
-            state: JobState(rawValue: row[4]) ?? .queued,
-            priority: row[5],
-            attempts: row[6],
-            maxAttempts: row[7],
-            timeoutSeconds: row[8],
-            runAt: row[9],
-            createdAt: row[10],
-            updatedAt: row[11],
-            result: row[12],
-            error: row[13],
-            uniqueKey: row[14],
-            leaseToken: row[15],
-            leaseExpiresAt: row[16],
-            version: row[17]
+            id: row["id"],
+            queue: row["queue"],
+            type: row["type"],
+            input: row["input"],
+            state: known,
+            priority: row["priority"],
+            attempts: row["attempts"],
+            maxAttempts: row["max_attempts"],
+            timeoutSeconds: row["timeout_seconds"],
+            runAt: row["run_at"],
+            createdAt: row["created_at"],
+            updatedAt: row["updated_at"],
+            result: row["result"],
+            error: row["error"],
+            uniqueKey: row["unique_key"],
+            leaseToken: row["lease_token"],
+            leaseExpiresAt: row["lease_expires_at"],
+            version: row["version"]
         )
     }
 
@@ -339,4 +343,12 @@ extension Job {
         )
         .map(Job.init(row:))
     }
+}
+
+/// A `jobs` row whose state is not one of `JobState`'s.
+public struct CorruptJobRow: Error, CustomStringConvertible {
+    public var id: String
+    public var state: String
+
+    public var description: String { "job \(id) has the unknown state '\(state)'" }
 }

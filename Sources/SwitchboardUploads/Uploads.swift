@@ -28,8 +28,8 @@ public final class Uploads: Service, Sendable {
         public init() {}
     }
 
-    /// The topic finished uploads are announced on.
-    public static let topic = "uploads"
+    /// The topic finished uploads are announced on (reserved: clients read it, only the server writes).
+    public static let topic = TopicName.uploads
 
     public let configuration: Configuration
     public let directory: String

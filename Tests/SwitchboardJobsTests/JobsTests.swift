@@ -1,10 +1,11 @@
 import Foundation
+import GRDB
 import Logging
 import SwitchboardBroker
-import SwitchboardStore
 import Testing
 
 @testable import SwitchboardJobs
+@testable import SwitchboardStore
 
 /// The job queue on a real SQLite store in a temporary directory.
 @Suite struct JobsTests {
@@ -162,5 +163,15 @@ import Testing
         try await Task.sleep(for: .milliseconds(100))
         let job = try await fixture.submit()
         #expect(try await claimed?.id == job.id)
+    }
+
+    @Test func aRowWithAnUnknownStateIsAnErrorNotAQueuedJob() async throws {
+        let fixture = try Fixture()
+        let job = try await fixture.submit()
+        try await fixture.store.pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET state = 'exploded' WHERE id = ?", arguments: [job.id])
+        }
+        await #expect(throws: CorruptJobRow.self) { try await fixture.store.job(id: job.id) }
+        await #expect(throws: CorruptJobRow.self) { try await fixture.store.jobs(queue: "q", state: nil, limit: 10) }
     }
 }

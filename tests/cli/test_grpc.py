@@ -158,9 +158,10 @@ def test_session_subscribes_and_publishes_on_one_stream(start_server, pb):
         kinds = sorted(e.WhichOneof("event") for e in got)
         assert kinds == ["message", "published"]
         assert [e.published.ref for e in got if e.HasField("published")] == ["r1"]
-        send(T.SessionRequest(publish=T.SessionPublish(ref="r2", message=T.PublishRequest(topic="jobs.x", data=b"no"))))
-        error = next(events).error
-        assert (error.ref, error.code) == ("r2", "topic_reserved")
+        for topic in ("jobs.x", "uploads"):
+            send(T.SessionRequest(publish=T.SessionPublish(ref="r2", message=T.PublishRequest(topic=topic, data=b"no"))))
+            error = next(events).error
+            assert (error.ref, error.code) == ("r2", "topic_reserved")
         send(T.SessionRequest(unsubscribe=T.Unsubscribe(topic="chat")))
         assert next(events).unsubscribed.topic == "chat"
         outgoing.close()

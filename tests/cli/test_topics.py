@@ -189,6 +189,29 @@ def test_websocket_limits_subscriptions_per_connection(start_server):
     asyncio.run(session())
 
 
+def test_server_owned_topics_refuse_client_publishes_on_every_transport(start_server):
+    # Job events (`jobs.*`) and upload announcements (`uploads`) are written by the server only: a client
+    # must not be able to forge "upload finished" or "job succeeded".
+    server = start_server()
+    for topic in ("uploads", "jobs.0190d3c4-0000-7000-8000-000000000000"):
+        status, body = curl("-X", "POST", "--data-binary", "forged", f"{server.url}/v1/topics/{topic}/messages")
+        assert status == 403 and json.loads(body)["error"]["code"] == "topic_reserved", body
+
+    async def session():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "publish", "topic": "uploads", "data": "forged", "ref": "f"}))
+            frame = json.loads(await ws.recv())
+            assert (frame["type"], frame["code"], frame["ref"]) == ("error", "topic_reserved", "f")
+            await ws.send(json.dumps({"op": "subscribe", "topic": "uploads"}))  # reading stays open
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+
+    asyncio.run(session())
+    status, body = curl(f"{server.url}/v1/topics/uploads/messages?after=0")
+    assert status == 200 and json.loads(body)["messages"] == []
+    # Names that only start like a reserved one are the client's.
+    assert curl("-X", "POST", "--data-binary", "ok", f"{server.url}/v1/topics/uploads-mine/messages")[0] == 201
+
+
 def test_kill_9_loses_no_acknowledged_message(start_server, tmp_path):
     server = start_server()
     acknowledged = {}
