@@ -491,6 +491,15 @@ def test_kill_9_loses_no_acknowledged_publish(start_server, pb, tmp_path):
 
         reader = threading.Thread(target=read_acks)
         reader.start()
+        # And a PublishStream still sending when the process dies: it is never answered, but what a reader
+        # saw of it before the kill must survive, in order and without gaps.
+        bulk = Outgoing()
+        bulk_call = topics.PublishStream.future(iter(bulk))
+        for n in range(300):
+            bulk.send(T.PublishRequest(topic="bulk", data=f"b{n}".encode()))
+        seen = []
+        while len(seen) < 100:
+            seen = json.loads(curl(f"{server.url}/v1/topics/bulk/messages?after=0&limit=1000")[1])["messages"]
         for n in range(5000):
             outgoing.send(T.SessionRequest(publish=T.SessionPublish(
                 ref=str(n), message=T.PublishRequest(topic="ledger", data=f"p{n}".encode()))))
@@ -501,9 +510,16 @@ def test_kill_9_loses_no_acknowledged_publish(start_server, pb, tmp_path):
                 break
         reader.join(timeout=10)
         outgoing.close()
+        bulk.close()
+        with pytest.raises(grpc.RpcError):
+            bulk_call.result(timeout=10)
     server.process.wait()
     assert len(acknowledged) >= 50
     server = start_server("--data", str(data))
+    status, body = curl(f"{server.url}/v1/topics/bulk/messages?after=0&limit=1000")
+    survived = [(m["offset"], m["data"]) for m in json.loads(body)["messages"]]
+    assert len(survived) >= len(seen)
+    assert survived == [(n + 1, f"b{n}") for n in range(len(survived))]
     status, body = curl(f"{server.url}/v1/topics/ledger/messages?after=0&limit=1000")
     stored = {m["offset"]: m["data"] for m in json.loads(body)["messages"]}
     assert [stored[offset] for offset in range(1, 201)] == [f"s{n}" for n in range(200)]
