@@ -22,6 +22,8 @@ public final class ServeNode: Sendable {
     public let jobs: Jobs
     /// The registry behind `/metrics`.
     public let registry: PrometheusCollectorRegistry
+    /// Every route of the HTTP API.
+    public let routes: [Route]
     private let group: ServiceGroup
 
     /// Opens the store and assembles the services; nothing listens until `run()`.
@@ -62,6 +64,7 @@ public final class ServeNode: Sendable {
             logger: logger
         )
         UploadsAPI(uploads: uploads).register(in: &router)
+        self.routes = router.routes
         let idempotency = Idempotency(
             wrapping: router,
             store: store,

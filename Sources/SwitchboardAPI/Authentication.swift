@@ -6,11 +6,11 @@ import NIOPosix
 import SwitchboardEngine
 
 /// Stateless authentication with JWTs (jwt-kit): with keys configured, every request but the operational
-/// ones (`/healthz`, `/readyz`, `/metrics`) needs `Authorization: Bearer <JWT>`, or for the two routes
-/// browsers cannot set headers on (SSE and WebSocket), `?access_token=`. HS256, RS256 and ES256 tokens
-/// are accepted, from a secret, a PEM public key or a JWKS file; `exp` is required and `nbf`, `iss` and
-/// `aud` are checked. The verified claims become the request's `Principal`, which every handler asks
-/// before acting.
+/// ones (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) needs `Authorization: Bearer <JWT>`, or for
+/// the two routes browsers cannot set headers on (SSE and WebSocket), `?access_token=`. HS256, RS256 and
+/// ES256 tokens are accepted, from a secret, a PEM public key or a JWKS file; `exp` is required and
+/// `nbf`, `iss` and `aud` are checked. The verified claims become the request's `Principal`, which every
+/// handler asks before acting.
 ///
 /// It wraps the router, so no route can be forgotten.
 public final class Authentication: HTTPResponder {
@@ -31,8 +31,8 @@ public final class Authentication: HTTPResponder {
         public var isEnabled: Bool { secret != nil || publicKeyPEM != nil || jwks != nil }
     }
 
-    /// Paths open without a token: probes and metrics.
-    static let openPaths: Set<Substring> = ["/healthz", "/readyz", "/metrics"]
+    /// Paths open without a token: probes, metrics and the API's description.
+    static let openPaths: Set<Substring> = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
 
     private let router: any HTTPResponder
     private let keys: JWTKeyCollection

@@ -133,8 +133,8 @@ public struct JobsAPI: Sendable {
         if let delay = body.delaySeconds, delay < 0 || delay > 31_536_000 {
             throw HTTPError.badRequest(code: "invalid_body", message: "delaySeconds must be from 0 to 31536000")
         }
-        if let window = body.uniqueForSeconds, window <= 0 {
-            throw HTTPError.badRequest(code: "invalid_body", message: "uniqueForSeconds must be more than 0")
+        if let window = body.uniqueForSeconds, window <= 0 || window > 31_536_000 {
+            throw HTTPError.badRequest(code: "invalid_body", message: "uniqueForSeconds must be from 1 to 31536000")
         }
         if let key = body.uniqueKey, !(1...255).contains(key.utf8.count) {
             throw HTTPError.badRequest(code: "invalid_body", message: "uniqueKey must be 1 to 255 bytes")

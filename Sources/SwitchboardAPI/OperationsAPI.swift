@@ -3,8 +3,13 @@ import Prometheus
 import SwitchboardEngine
 import SwitchboardStore
 
-/// `GET /healthz` (the process answers), `GET /readyz` (the store answers) and `GET /metrics`.
+/// `GET /healthz` (the process answers), `GET /readyz` (the store answers), `GET /metrics` and
+/// `GET /openapi.json`, the OpenAPI 3.1 description of the HTTP API (`openapi.json` beside this file,
+/// compiled into the binary).
 public struct OperationsAPI: Sendable {
+    /// The OpenAPI description, as served.
+    public static let openAPIDocument: [UInt8] = PackageResources.openapi_json
+
     let store: any Store
     let registry: PrometheusCollectorRegistry
 
@@ -30,5 +35,7 @@ public struct OperationsAPI: Sendable {
             }
         }
         router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
+        let document = ByteBuffer(bytes: Self.openAPIDocument)
+        router.addImmediate(.GET, "/openapi.json") { _ in .json(document) }
     }
 }

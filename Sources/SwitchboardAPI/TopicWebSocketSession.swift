@@ -127,8 +127,8 @@ final class TopicWebSocketSession: ChannelInboundHandler {
             )
             return
         }
-        if let after = message.after, after < 0 {
-            send(.error(code: "invalid_parameter", message: "after must be 0 or more"), context: context)
+        if let after = message.after, !Broker.offsets.contains(after) {
+            send(.error(code: "invalid_parameter", message: "after must be an offset, 0 or more"), context: context)
             return
         }
         let writer = FrameWriter(context: context, handler: self)

@@ -125,7 +125,7 @@ public struct TopicsAPI: Sendable {
         let limit = try query.integer("limit", in: 1...configuration.maxPollLimit) ?? 100
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
         let after: Int64
-        if let asked = try query.integer("after", in: 0...Int64.max) {
+        if let asked = try query.integer("after", in: Broker.offsets) {
             after = asked
         } else {
             after = try await broker.read(topic: topic, after: 0, limit: 0).earliestOffset - 1
@@ -150,7 +150,7 @@ public struct TopicsAPI: Sendable {
         let topic = try Self.readableTopic(of: request)
         let group = try Self.groupName(of: request)
         guard let commit = try? JSONDecoder().decode(Commit.self, from: Data(request.body.readableBytesView)),
-            commit.offset >= 0
+            Broker.offsets.contains(commit.offset)
         else {
             throw HTTPError.badRequest(code: "invalid_body", message: #"The body must be {"offset": N} with N >= 0"#)
         }
@@ -194,12 +194,12 @@ public struct TopicsAPI: Sendable {
         let lastEventID = request.head.headers.first(name: "last-event-id")
         let after: Int64?
         if let lastEventID {
-            guard let offset = Int64(lastEventID), offset >= 0 else {
+            guard let offset = Int64(lastEventID), Broker.offsets.contains(offset) else {
                 throw HTTPError.badRequest(code: "invalid_parameter", message: "Last-Event-ID must be an offset")
             }
             after = offset
         } else {
-            after = try QueryParameters(request).integer("after", in: 0...Int64.max) ?? defaultAfter
+            after = try QueryParameters(request).integer("after", in: Broker.offsets) ?? defaultAfter
         }
         let subscription = try await broker.subscribe(topic: topic, after: after)
         let stream = SubscriptionBox(subscription)

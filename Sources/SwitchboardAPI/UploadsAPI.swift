@@ -335,7 +335,7 @@ struct ByteRange {
         guard spec.count == 2 else { return nil }
         switch (Int64(spec[0]), Int64(spec[1])) {
         case (let first?, let last?) where first <= last && first < length:
-            range = first..<min(last + 1, length)
+            range = first..<(last < length ? last + 1 : length)
         case (let first?, nil) where spec[1].isEmpty && first < length:
             range = first..<length
         case (nil, let suffix?) where spec[0].isEmpty && suffix > 0:

@@ -65,7 +65,7 @@ public final class Broker: Service, Sendable {
 
     /// Up to `limit` messages after `after`, at once.
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
-        try await store.read(topic: topic, after: after, limit: limit)
+        try await store.read(topic: topic, after: Self.clamped(after), limit: limit)
     }
 
     /// Up to `limit` messages after `after`, waiting up to `timeout` for the first one to exist (a long
@@ -92,9 +92,19 @@ public final class Broker: Service, Sendable {
         return try await read(topic: topic, after: after, limit: limit)
     }
 
+    /// The offsets a reader may name as `after` or commit: the one past the last is still a number, so
+    /// no reader's position can overflow.
+    public static let offsets: ClosedRange<Int64> = 0...(Int64.max - 1)
+
+    private static func clamped(_ offset: Int64) -> Int64 {
+        min(max(offset, offsets.lowerBound), offsets.upperBound)
+    }
+
     /// A subscription that delivers every message after `after`; with `after == nil`, only messages
-    /// published from now on.
+    /// published from now on. An `after` outside `offsets` is taken as its nearest end (callers refuse
+    /// such values with a clear error first; this only keeps positions from overflowing).
     public func subscribe(topic: String, after: Int64?) async throws -> Subscription {
+        let after = after.map(Self.clamped)
         let queue = subscribers.register(topic: topic)
         do {
             // Registered before the newest offset is read, so nothing published in between is missed.
@@ -126,7 +136,7 @@ public final class Broker: Service, Sendable {
     }
 
     public func commit(topic: String, group: String, offset: Int64) async throws {
-        try await store.commit(topic: topic, group: group, offset: offset)
+        try await store.commit(topic: topic, group: group, offset: Self.clamped(offset))
     }
 
     /// Applies retention to every topic that holds more than its policy keeps; returns how many messages

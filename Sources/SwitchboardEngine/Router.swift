@@ -56,6 +56,17 @@ public struct Route: Sendable {
         self.handler = handler
     }
 
+    /// The path pattern as written, `/v1/topics/{topic}/messages`.
+    public var pattern: String {
+        "/"
+            + segments.map { segment in
+                switch segment {
+                case .literal(let text): String(text)
+                case .parameter(let name): "{\(name)}"
+                }
+            }.joined(separator: "/")
+    }
+
     /// The parameters if `path` (already split) matches this route's pattern.
     func match(_ path: [Substring]) -> [String: String]? {
         guard path.count == segments.count else { return nil }

@@ -28,7 +28,7 @@ struct TopicSession {
                     guard subscriptions[topic] == nil else {
                         throw RPCError(code: .alreadyExists, message: "Already subscribed to \(topic)")
                     }
-                    let after = subscribe.hasAfter ? subscribe.after : nil
+                    let after = try TopicsService.after(subscribe)
                     let subscription = try await rpc { try await broker.subscribe(topic: topic, after: after) }
                     try await writer.write(
                         .with {

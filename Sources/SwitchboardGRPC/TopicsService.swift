@@ -39,7 +39,7 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
     ) async throws -> StreamingServerResponse<Switchboard_V1_SubscribeEvent> {
         let principal = try await authorizer.principal(of: request.metadata)
         let topic = try readableTopic(request.message.topic, principal: principal)
-        let after = request.message.hasAfter ? request.message.after : nil
+        let after = try Self.after(request.message)
         let subscription = try await rpc { try await broker.subscribe(topic: topic, after: after) }
         let box = SubscriptionBox(subscription)
         let lifetime = CallLifetime(metadata: request.metadata)
@@ -111,6 +111,17 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
             contentType: request.contentType.isEmpty ? nil : request.contentType,
             body: request.data
         )
+    }
+
+    /// Where a subscription starts: after the offset asked for, or `nil` for only new messages.
+    static func after(_ request: Switchboard_V1_SubscribeRequest) throws -> Int64? {
+        guard request.hasAfter else { return nil }
+        guard Broker.offsets.contains(request.after) else {
+            throw RPCError(
+                HTTPError.badRequest(code: "invalid_parameter", message: "after must be an offset, 0 or more")
+            )
+        }
+        return request.after
     }
 
     /// A topic name the caller may subscribe to.

@@ -22,7 +22,7 @@ extension SQLiteStore: JobStore {
             let existing = try Job.fetchOne(
                 db,
                 where: "queue = ? AND unique_key = ? AND created_at >= ? ORDER BY created_at DESC",
-                arguments: [new.queue, key, now - new.uniqueForSeconds * 1000]
+                arguments: [new.queue, key, now - min(new.uniqueForSeconds, Int64.max / 1000) * 1000]
             )
         {
             return JobChange(job: existing, event: nil)

@@ -189,6 +189,11 @@ def test_bad_requests_get_status_codes(start_server, pb):
         with pytest.raises(grpc.RpcError) as huge:
             topics.Publish(T.PublishRequest(topic="big", data=b"x" * (5 * 1024 * 1024)))
         assert huge.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+        # An offset no message can follow.
+        with pytest.raises(grpc.RpcError) as beyond:
+            next(topics.Subscribe(T.SubscribeRequest(topic="edge", after=2**63 - 1)))
+        assert (beyond.value.code(), error_code(beyond.value)) == \
+            (grpc.StatusCode.INVALID_ARGUMENT, "invalid_parameter")
         # A malformed protobuf body.
         garbage = ch.unary_unary("/switchboard.v1.Topics/Publish", request_serializer=lambda b: b,
                                  response_deserializer=lambda b: b)

@@ -189,6 +189,35 @@ def test_websocket_limits_subscriptions_per_connection(start_server):
     asyncio.run(session())
 
 
+def test_offsets_at_the_end_of_the_integers_are_refused_not_overflowed(start_server):
+    server = start_server()
+    largest = 2**63 - 1  # no offset can follow it
+    status, body = curl(f"{server.url}/v1/topics/edge/messages?after={largest}")
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_parameter"
+    status, body = curl(f"{server.url}/v1/topics/edge/messages?after={largest - 1}")
+    assert status == 200 and json.loads(body)["messages"] == []
+    status, body = curl("-H", f"Last-Event-ID: {largest}", f"{server.url}/v1/topics/edge/events")
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_parameter"
+    status, body = curl("-X", "POST", "-d", json.dumps({"offset": largest}), f"{server.url}/v1/topics/edge/groups/g/commit")
+    assert status == 400
+    assert curl("-X", "POST", "-d", json.dumps({"offset": largest - 1}),
+                f"{server.url}/v1/topics/edge/groups/g/commit")[0] == 200
+    assert curl(f"{server.url}/v1/topics/edge/groups/g/messages")[0] == 200
+
+    async def session():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "edge", "after": largest}))
+            assert json.loads(await ws.recv())["code"] == "invalid_parameter"
+
+    asyncio.run(session())
+    status, body = curl("-X", "POST", "-H", "Content-Type: application/json",
+                        "-d", json.dumps({"type": "sleep", "input": {"seconds": 0}, "uniqueKey": "k",
+                                           "uniqueForSeconds": 9300000000000000}),
+                        f"{server.url}/v1/jobs")
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_body"
+    assert curl(f"{server.url}/healthz")[0] == 200
+
+
 def test_server_owned_topics_refuse_client_publishes_on_every_transport(start_server):
     # Job events (`jobs.*`) and upload announcements (`uploads`) are written by the server only: a client
     # must not be able to forge "upload finished" or "job succeeded".

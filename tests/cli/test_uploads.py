@@ -203,6 +203,9 @@ def test_protocol_errors_get_the_tus_status_codes(start_server):
     status, body = curl("-H", "Range: bytes=2-4", f"{server.url}{location}/content")
     assert (status, body) == (206, "234")
     assert curl("-H", "Range: bytes=20-", f"{server.url}{location}/content")[0] == 416
+    # The largest last byte a client can name is the end of the file, not an overflow.
+    status, body = curl("-H", "Range: bytes=7-9223372036854775807", f"{server.url}{location}/content")
+    assert (status, body) == (206, "789")
     assert curl("-X", "DELETE", *TUS, f"{server.url}{location}")[0] == 204
     assert head(server, location)[0] == 404
     assert curl("-X", "DELETE", *TUS, f"{server.url}{location}")[0] == 404
