@@ -42,12 +42,28 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        /// libFuzzer target over the HTTP/1.1 request parser; built without libFuzzer, it replays a corpus.
+        /// libFuzzer targets over the protocol parsers written here (HTTP/1.1, STUN), picked by name;
+        /// built without libFuzzer, it replays a corpus.
         .executableTarget(
-            name: "HTTP1Fuzzer",
+            name: "SwitchboardFuzzer",
             dependencies: [
                 "SwitchboardHTTP1",
+                "SwitchboardSTUN",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        /// The STUN message codec (RFC 8489): parsing, encoding, FINGERPRINT, what integrity covers.
+        .target(name: "SwitchboardSTUN"),
+        /// Real-time communication: the STUN server on UDP and TCP.
+        .target(
+            name: "SwitchboardRTC",
+            dependencies: [
+                "SwitchboardSTUN",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         /// The network engine: listeners, execution models, HTTP/1.1 pipeline, limits, journey timing.
@@ -174,6 +190,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardAPI",
                 "SwitchboardGRPC",
+                "SwitchboardRTC",
                 "SwitchboardBroker",
                 "SwitchboardJobs",
                 "SwitchboardUploads",
@@ -253,6 +270,10 @@ let package = Package(
                 "SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        .testTarget(
+            name: "SwitchboardSTUNTests",
+            dependencies: ["SwitchboardSTUN", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SwitchboardUploadsTests",

@@ -6,9 +6,9 @@
 
 declare -A started=()
 
-# Servers measured here answer HTTP only: no gRPC listener (several may run at once; builds from before
-# gRPC ignore the variable).
-export SWITCHBOARD_GRPC_LISTEN=off
+# Servers measured here answer HTTP only: no gRPC or STUN listener (several may run at once; older builds
+# ignore the variables).
+export SWITCHBOARD_GRPC_LISTEN=off SWITCHBOARD_STUN_LISTEN=off
 
 # Stops every server the script started, waits for them, and removes $work. Runs once, on any exit.
 cleanup() {

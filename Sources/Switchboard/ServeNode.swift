@@ -9,6 +9,7 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardGRPC
 import SwitchboardJobs
+import SwitchboardRTC
 import SwitchboardStore
 import SwitchboardUploads
 
@@ -103,6 +104,7 @@ public final class ServeNode: Sendable {
                 onListening: onGRPCListening
             )
         }
+        let stun = settings.stun.map { STUNListener(configuration: $0, metrics: metrics, logger: logger) }
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -114,7 +116,8 @@ public final class ServeNode: Sendable {
                     .init(service: uploads),
                     .init(service: jobs),
                     .init(service: runner), .init(service: server),
-                ] + (grpc.map { [.init(service: $0)] } ?? []) + [.init(service: broker)],
+                ] + (grpc.map { [.init(service: $0)] } ?? []) + (stun.map { [.init(service: $0)] } ?? [])
+                    + [.init(service: broker)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

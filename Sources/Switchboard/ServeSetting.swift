@@ -33,6 +33,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case grpcTLSListen = "grpc-tls-listen"
     case grpcKeepalive = "grpc-keepalive"
     case grpcInterop = "grpc-interop"
+    case stunListen = "stun-listen"
     case http2MaxStreams = "http2-max-streams"
     case http2StreamWindow = "http2-stream-window"
     case http2ConnectionWindow = "http2-connection-window"
@@ -88,6 +89,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .grpcKeepalive:
             "Idle time after which gRPC connections are pinged; unanswered for 20s, closed (default 2h)."
         case .grpcInterop: "Serve grpc.testing.TestService for gRPC interop clients, on or off (default off)."
+        case .stunListen: "Address of the STUN server (UDP and TCP), HOST:PORT, or off (default 127.0.0.1:3478)."
         case .h2c: "HTTP/2 with prior knowledge on the cleartext listener, on or off (default on)."
         case .http2MaxStreams: "HTTP/2 streams a client may have open at once (default 100)."
         case .http2StreamWindow: "HTTP/2 flow-control window of each stream, e.g. 64KiB (default 65535)."

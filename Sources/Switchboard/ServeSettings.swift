@@ -8,6 +8,7 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardGRPC
 import SwitchboardJobs
+import SwitchboardRTC
 import SwitchboardStore
 import SwitchboardUploads
 
@@ -29,6 +30,8 @@ public struct ServeSettings: Sendable {
     public var authentication = Authentication.Configuration()
     /// The gRPC listener; `nil` when off.
     public var grpc: GRPCListener.Configuration? = GRPCListener.Configuration()
+    /// The STUN server; `nil` when off.
+    public var stun: STUNListener.Configuration? = STUNListener.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -148,6 +151,13 @@ private struct SettingsReader {
                 grpc.tls = .init(host: host, port: port, certificateFile: files.certificate, keyFile: files.key)
             }
             settings.grpc = grpc
+        }
+        let stun = try read(.stunListen, expecting: "HOST:PORT or off") { text -> STUNListener.Configuration?? in
+            guard text != "off" else { return .some(nil) }
+            return SettingValue.hostAndPort(text).map { STUNListener.Configuration(host: $0.host, port: $0.port) }
+        }
+        if let stun {
+            settings.stun = stun
         }
         settings.engine = engine
         settings.workerThreads =

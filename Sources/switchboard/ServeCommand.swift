@@ -48,6 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
     var grpcTLSListen: String?
     @Option(help: .init(ServeSetting.grpcKeepalive.help)) var grpcKeepalive: String?
     @Option(help: .init(ServeSetting.grpcInterop.help)) var grpcInterop: String?
+    @Option(help: .init(ServeSetting.stunListen.help)) var stunListen: String?
     @Option(name: .customLong("http2-max-streams"), help: .init(ServeSetting.http2MaxStreams.help))
     var http2MaxStreams: String?
     @Option(name: .customLong("http2-stream-window"), help: .init(ServeSetting.http2StreamWindow.help))
@@ -85,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
             (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.grpcListen, grpcListen),
             (.grpcTLSListen, grpcTLSListen), (.grpcKeepalive, grpcKeepalive), (.grpcInterop, grpcInterop),
+            (.stunListen, stunListen),
             (.http2MaxStreams, http2MaxStreams),
             (.http2StreamWindow, http2StreamWindow), (.http2ConnectionWindow, http2ConnectionWindow),
             (.http2HeaderTable, http2HeaderTable), (.http2MaxResets, http2MaxResets),

@@ -48,6 +48,7 @@ import Testing
         settings.engine.port = 0
         settings.engine.eventLoops = 1
         settings.grpc?.port = 0
+        settings.stun?.port = 0
         settings.workerThreads = 1
         settings.dataDirectory =
             FileManager.default.temporaryDirectory

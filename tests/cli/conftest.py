@@ -18,8 +18,11 @@ class Server:
     def __init__(self, args, env, cwd, port=0):
         self.log_path = Path(cwd) / "server.log"
         self.log = open(self.log_path, "w")
+        # Several servers may run at once: their side listeners take free ports too.
         if "--grpc-listen" not in args:
-            args = [*args, "--grpc-listen", "127.0.0.1:0"]  # several servers may run at once
+            args = [*args, "--grpc-listen", "127.0.0.1:0"]
+        if "--stun-listen" not in args:
+            args = [*args, "--stun-listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", *args],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
