@@ -80,8 +80,8 @@ public struct HTTPLimits: Sendable {
 public struct HTTP2Configuration: Sendable {
     /// Accept HTTP/2 with prior knowledge (h2c) on the cleartext listener. Default `true`.
     public var cleartext = true
-    /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`); more are refused
-    /// with `REFUSED_STREAM`. Default 100.
+    /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`); a client that opens
+    /// more breaks the protocol and gets `GOAWAY` `PROTOCOL_ERROR`. Default 100.
     public var maxConcurrentStreams = 100
     /// Bytes a client may send on one stream before the server opens its window further
     /// (`SETTINGS_INITIAL_WINDOW_SIZE`). Default 65535, the protocol's default.

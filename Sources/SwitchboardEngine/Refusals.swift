@@ -13,6 +13,8 @@ struct Refusals: Sendable {
         "header_too_large", "invalid_request_line", "not_http", "version_not_supported", "invalid_header",
         "invalid_host", "invalid_content_length", "ambiguous_framing", "invalid_transfer_encoding",
         "unsupported_transfer_coding", "invalid_chunk", "header_timeout",
+        // Whatever else a refusal is called: counted here rather than lost.
+        "malformed_request",
     ]
 
     /// Counts `error` and writes its access-log line.

@@ -8,8 +8,8 @@ import NIOWebSocket
 /// The engine does the handshake (`NIOWebSocketServerUpgrader`) and reassembles fragmented messages.
 /// Before upgrading it asks `admit`, which may await (to check a token, say) and answers with what adds
 /// the application's frame handlers to the upgraded channel — or `nil`, declining: the request is then
-/// routed as plain HTTP, where the router answers (401, 426, …). An upgrade is honoured on a
-/// connection's first request, as browsers and clients send it. Over HTTP/2 the same endpoint takes
+/// routed as plain HTTP, where the router answers (401, 426, …). An upgrade is honoured on any request
+/// of a keep-alive connection. Over HTTP/2 the same endpoint takes
 /// extended CONNECT streams (RFC 8441), one WebSocket per stream.
 public struct WebSocketEndpoint: Sendable {
     /// Adds the application's frame handlers to an upgraded channel, on its event loop.

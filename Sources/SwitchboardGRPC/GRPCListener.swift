@@ -104,7 +104,7 @@ public struct GRPCListener: Service {
             (
                 GRPCServer(
                     transport: .http2NIOPosix(
-                        address: .ipv4(host: configuration.host, port: configuration.port),
+                        address: Self.address(configuration.host, configuration.port),
                         transportSecurity: .plaintext,
                         config: transport
                     ),
@@ -123,7 +123,7 @@ public struct GRPCListener: Service {
                 (
                     GRPCServer(
                         transport: .http2NIOPosix(
-                            address: .ipv4(host: tls.host, port: tls.port),
+                            address: Self.address(tls.host, tls.port),
                             transportSecurity: security,
                             config: transport
                         ),
@@ -152,12 +152,21 @@ public struct GRPCListener: Service {
                 }
             }
             for (index, (server, name)) in servers.enumerated() {
-                guard let address = try await server.listeningAddress?.ipv4 else { continue }
-                logger.info("gRPC listening", metadata: [name: "\(address.host):\(address.port)"])
+                let address = try await server.listeningAddress
+                guard
+                    let (host, port) = address?.ipv4.map({ ($0.host, $0.port) })
+                        ?? address?.ipv6.map({ ("[\($0.host)]", $0.port) })
+                else { continue }
+                logger.info("gRPC listening", metadata: [name: "\(host):\(port)"])
                 if index == 0 {
-                    onListening(address.port)
+                    onListening(port)
                 }
             }
         }
+    }
+
+    /// An IPv6 address when `host` is one (`::1`), else IPv4.
+    private static func address(_ host: String, _ port: Int) -> GRPCNIOTransportCore.SocketAddress {
+        host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
     }
 }

@@ -348,7 +348,7 @@ package nonisolated struct Switchboard_V1_SessionError: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The HTTP API's error code (`invalid_topic`, `forbidden`, …).
+  /// The HTTP API's error code (`topic_name_invalid`, `forbidden`, …).
   package var code: String = String()
 
   package var message: String = String()

@@ -42,38 +42,8 @@ public struct STUNListener: Service {
     }
 
     public func run() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let responder = self.responder
-        let udp = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(STUNDatagramHandler(responder: responder))
-                }
-            }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
+        let (udp, tcp) = try await bind()
         let port = udp.localAddress?.port ?? configuration.port
-        let idleTimeout = configuration.idleTimeout
-        let tcp: any Channel
-        do {
-            tcp = try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            IdleStateHandler(readTimeout: idleTimeout),
-                            ByteToMessageHandler(STUNStreamDecoder()),
-                            STUNStreamHandler(responder: responder)
-                        )
-                    }
-                }
-                .bind(host: configuration.host, port: port)
-                .get()
-        } catch {
-            try? await udp.close()
-            throw error
-        }
         logger.info(
             "STUN listening",
             metadata: ["stun_address": "\(configuration.host):\(port)", "transports": "udp,tcp"]
@@ -82,6 +52,55 @@ public struct STUNListener: Service {
         try? await gracefulShutdown()
         try? await udp.close()
         try? await tcp.close()
+    }
+
+    /// The UDP and TCP sockets on one port. With port 0 the UDP socket picks it, and when TCP finds that
+    /// port taken (by another program's TCP socket) both try again with another.
+    private func bind() async throws -> (udp: any Channel, tcp: any Channel) {
+        var attempts = configuration.port == 0 ? 20 : 1
+        while true {
+            let udp = try await bindUDP()
+            do {
+                return (udp, try await bindTCP(port: udp.localAddress?.port ?? configuration.port))
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && attempts > 1 {
+                attempts -= 1
+                try? await udp.close()
+            } catch {
+                try? await udp.close()
+                throw error
+            }
+        }
+    }
+
+    private func bindUDP() async throws -> any Channel {
+        let responder = self.responder
+        return try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(STUNDatagramHandler(responder: responder))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+    }
+
+    private func bindTCP(port: Int) async throws -> any Channel {
+        let responder = self.responder
+        let idleTimeout = configuration.idleTimeout
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        IdleStateHandler(readTimeout: idleTimeout),
+                        ByteToMessageHandler(STUNStreamDecoder()),
+                        STUNStreamHandler(responder: responder)
+                    )
+                }
+            }
+            .bind(host: configuration.host, port: port)
+            .get()
     }
 }
 

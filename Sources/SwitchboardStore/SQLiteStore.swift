@@ -8,7 +8,7 @@ public final class SQLiteStore: Store {
     /// The database file.
     public let path: String
     let pool: DatabasePool
-    /// Group commit for the small writes of jobs and idempotency keys.
+    /// Group commit for the small writes (jobs, idempotency keys, uploads, todos).
     let writes: WriteBatcher
 
     /// How hard a commit works to survive a crash.

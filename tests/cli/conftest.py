@@ -21,6 +21,8 @@ class Server:
         # Several servers may run at once: their side listeners take free ports too.
         if "--grpc-listen" not in args:
             args = [*args, "--grpc-listen", "127.0.0.1:0"]
+        if "--grpc-tls-listen" not in args:
+            args = [*args, "--grpc-tls-listen", "127.0.0.1:0"]
         if "--stun-listen" not in args:
             args = [*args, "--stun-listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(

@@ -265,7 +265,11 @@ def test_health_follows_the_node(start_server):
     assert server.process.wait(timeout=15) == 0
 
 
-def test_grpc_listen_off_and_bad_values(start_server, tmp_path):
+def test_grpc_listen_off_ipv6_and_bad_values(start_server, pb, tmp_path):
+    ipv6 = start_server("--grpc-listen", "[::1]:0")
+    port = wait_for_log(ipv6, r"grpc_address=\[::1\]:(\d+)", timeout=30).group(1)
+    with grpc.insecure_channel(f"[::1]:{port}") as ch:
+        assert pb.todo_grpc.TodoStub(ch).createTodo(pb.todo.TodoItem(text="over IPv6")).id == 1
     server = start_server("--grpc-listen", "off")
     assert curl(f"{server.url}/healthz")[0] == 200
     assert "gRPC listening" not in server.output()
