@@ -177,6 +177,24 @@ def test_a_second_patch_while_one_runs_is_refused(start_server):
     assert head(server, location)[1]["upload-offset"] == "1000"
 
 
+def test_a_download_never_runs_as_a_page_of_the_api(start_server):
+    # The uploader names the file's type; the server sends it only when it is a media type, forbids sniffing,
+    # and sandboxes the document, so an uploaded "text/html" cannot run script in the API's origin.
+    server = start_server()
+    for filetype, expected in ((b"text/html", "text/html"), (b"text/html; charset=x\r\nX-Evil: 1", None),
+                               (b"nonsense", None)):
+        location = create(server, "-H", "Upload-Length: 5",
+                          "-H", f"Upload-Metadata: filetype {base64.b64encode(filetype).decode()}")
+        assert patch(server, location, b"<b>x", 0)[0] == 204 and patch(server, location, b"!", 4)[0] == 204
+        result = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", f"{server.url}{location}/content"],
+                                capture_output=True, text=True, check=True)
+        headers = {name.lower(): value.strip() for name, _, value in
+                   (line.partition(":") for line in result.stdout.splitlines()[1:] if ":" in line)}
+        assert headers["content-type"] == (expected or "application/octet-stream")
+        assert headers["x-content-type-options"] == "nosniff" and headers["content-security-policy"] == "sandbox"
+        assert "x-evil" not in headers
+
+
 def test_protocol_errors_get_the_tus_status_codes(start_server):
     server = start_server("--upload-max-size", "1MiB")
     status, body = curl("-X", "POST", "-H", "Upload-Length: 10", f"{server.url}/v1/uploads")
