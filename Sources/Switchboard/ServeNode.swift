@@ -91,6 +91,7 @@ public final class ServeNode: Sendable {
         if var configuration = settings.grpc {
             configuration.maxTopicMessageBytes = settings.topics.maxMessageBytes
             configuration.idempotencyRetention = settings.idempotency.retention
+            configuration.maxConcurrentStreams = settings.engine.http2.maxConcurrentStreams
             grpc = GRPCListener(
                 configuration: configuration,
                 broker: broker,

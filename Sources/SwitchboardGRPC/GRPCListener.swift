@@ -19,6 +19,9 @@ public struct GRPCListener: Service {
         public var port: Int
         /// Largest request message the transport takes; a larger one resets its stream.
         public var maxRequestBytes = 4 * 1024 * 1024
+        /// Calls a client may have open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`, as
+        /// `--http2-max-streams`); clients queue the rest.
+        public var maxConcurrentStreams = 100
         /// Largest topic message data; over it RESOURCE_EXHAUSTED (as `--max-message-bytes`).
         public var maxTopicMessageBytes = 1 << 20
         /// How long `idempotency-key` answers are kept (as `--idempotency-retention`).
@@ -73,6 +76,7 @@ public struct GRPCListener: Service {
     ) {
         var transport = HTTP2ServerTransport.Posix.Config.defaults
         transport.rpc.maxRequestPayloadSize = configuration.maxRequestBytes
+        transport.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
         transport.compression.enabledAlgorithms = .all
         transport.connection.keepalive.time = configuration.keepalive
         let authorizer = CallAuthorizer(authentication: authentication)

@@ -596,3 +596,33 @@ def test_the_cli_publishes_and_subscribes_over_grpc(start_server):
         failed = subprocess.run([str(BINARY), "publish", "news", "x", "--via", "grpc", "--grpc", address],
                                 capture_output=True, text=True, timeout=30)
         assert failed.returncode == 1 and failed.stderr.startswith("switchboard: "), failed.stderr
+
+
+def test_calls_per_connection_are_capped_by_http2_max_streams(start_server, pb):
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    server = start_server("--http2-max-streams", "7")
+    host, port = server.grpc_target.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.initiate_connection()
+        sock.sendall(connection.data_to_send())
+        settings = None
+        while settings is None:
+            for event in connection.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    settings = event.changed_settings
+        assert settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
+    # Calls within the limit run side by side on one channel.
+    with channel(server) as ch:
+        topics = pb.topics_grpc.TopicsStub(ch)
+        streams = [topics.Subscribe(pb.topics.SubscribeRequest(topic=f"cap{n}", after=0), timeout=20)
+                   for n in range(3)]
+        for n in range(3):
+            topics.Publish(pb.topics.PublishRequest(topic=f"cap{n}", data=b"x"))
+        assert [next(stream).message.topic for stream in streams] == ["cap0", "cap1", "cap2"]
+        for stream in streams:
+            stream.cancel()
