@@ -181,6 +181,9 @@ public struct JobsAPI: Sendable {
             }
             state = known
         }
+        if let queue = query["queue"] {
+            try Self.checkQueueName(queue)
+        }
         // Without a queue the listing spans them all: only a token for every queue may see it.
         try Principal.authorize(.useQueue(query["queue"] ?? "*"))
         let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
@@ -272,9 +275,7 @@ public struct JobsAPI: Sendable {
     }
 
     private static func id(of request: Request) throws -> String {
-        let id = request.parameters["id"] ?? ""
-        try checkJobID(id)
-        return id
+        try jobID(request.parameters["id"] ?? "")
     }
 
     private static func notFound(_ id: String) -> HTTPError {
@@ -286,9 +287,11 @@ public struct JobsAPI: Sendable {
         try checkName(name, kind: "Queue", code: "queue_name_invalid")
     }
 
-    /// A job id: a UUID; anything else is a job that does not exist.
-    public static func checkJobID(_ id: String) throws {
-        guard UUID(uuidString: id) != nil else { throw notFound(id) }
+    /// A job id as the store keeps it (a UUID in lower case, however the client wrote it); anything that
+    /// is not a UUID is a job that does not exist.
+    public static func jobID(_ text: String) throws -> String {
+        guard UUID(uuidString: text) != nil else { throw notFound(text) }
+        return text.lowercased()
     }
 
     private static func checkName(_ name: String, kind: String, code: String) throws {

@@ -90,9 +90,9 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
     }
 
     /// The job `id`, once the caller may use its queue.
-    func job(_ id: String, for principal: Principal?) async throws -> Job {
+    func job(_ text: String, for principal: Principal?) async throws -> Job {
         try await rpc {
-            try JobsAPI.checkJobID(id)
+            let id = try JobsAPI.jobID(text)
             guard let job = try await jobs.job(id: id) else {
                 throw HTTPError(.notFound, code: "job_not_found", message: "No job \(id)")
             }

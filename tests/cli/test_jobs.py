@@ -244,7 +244,12 @@ def test_bad_job_requests_get_clear_errors(start_server):
     assert status == 404
     status, body = curl(f"{server.url}/v1/jobs?state=lost")
     assert status == 400 and json.loads(body)["error"]["code"] == "invalid_parameter"
+    status, body = curl(f"{server.url}/v1/jobs?queue=no%20spaces")
+    assert status == 400 and json.loads(body)["error"]["code"] == "queue_name_invalid"
     job = submit(server, {"queue": "ext", "type": "t"})
+    # A UUID is the same job however its letters are cased.
+    status, body = curl(f"{server.url}/v1/jobs/{job['id'].upper()}")
+    assert status == 200 and json.loads(body)["id"] == job["id"]
     status, claimed = post_json(server, "/v1/queues/ext/claim", {})
     assert error(post_json(server, f"/v1/jobs/{job['id']}/complete", {"leaseToken": "forged"})) == (409, "lease_lost")
     assert error(post_json(server, f"/v1/jobs/{job['id']}/heartbeat", {"leaseToken": "forged"})) == (409, "lease_lost")
