@@ -130,7 +130,8 @@ private struct SettingsReader {
         if let origins = try read(.corsOrigins, expecting: "origins such as http://localhost:3000, or *", corsOrigins) {
             engine.crossOrigin = CrossOriginPolicy(allowedOrigins: origins)
         }
-        engine.tls = try tlsListener(dataDirectory: settings.dataDirectory)
+        let certificateFiles = try tlsFiles(dataDirectory: settings.dataDirectory)
+        engine.tls = try certificateFiles.map { try tlsListener(files: $0) }
         engine.http2 = try http2()
         let grpc = try read(.grpcListen, expecting: "HOST:PORT or off") { text -> GRPCListener.Configuration?? in
             guard text != "off" else { return .some(nil) }
@@ -145,7 +146,7 @@ private struct SettingsReader {
                     .nanoseconds($0.nanoseconds)
                 } ?? grpc.keepalive
             grpc.interop = try read(.grpcInterop, expecting: "on or off", SettingValue.bool) ?? grpc.interop
-            if engine.tls != nil, let files = try tlsFiles(dataDirectory: settings.dataDirectory) {
+            if let files = certificateFiles {
                 let (host, port) =
                     try read(.grpcTLSListen, expecting: "HOST:PORT", SettingValue.hostAndPort) ?? ("127.0.0.1", 50052)
                 grpc.tls = .init(host: host, port: port, certificateFile: files.certificate, keyFile: files.key)
@@ -290,9 +291,8 @@ private struct SettingsReader {
         return files
     }
 
-    /// The TLS listener when a certificate is given or a development one asked for.
-    private func tlsListener(dataDirectory: String) throws -> TLSListener? {
-        guard let files = try tlsFiles(dataDirectory: dataDirectory) else { return nil }
+    /// The TLS listener of a certificate's files.
+    private func tlsListener(files: (certificate: String, key: String)) throws -> TLSListener {
         let (host, port) = try read(.tlsListen, expecting: "HOST:PORT", SettingValue.hostAndPort) ?? ("127.0.0.1", 8443)
         do {
             return TLSListener(

@@ -62,7 +62,7 @@ struct CallRecorder: ServerInterceptor {
         let elapsed = NIODeadline.now() - started
         let name = code.map(\.canonicalName) ?? "OK"
         method.handling.recordNanoseconds(elapsed.nanoseconds)
-        metrics.handled(method, code: name).increment()
+        method.handled(code).increment()
         accessLog?.write(
             "/\(context.descriptor.fullyQualifiedMethod) \(name)",
             fields: ["duration_ms": elapsed.millisecondsText, "peer": context.remotePeer],
@@ -82,17 +82,34 @@ private final class MethodMetrics: Sendable {
         let labels: [(String, String)]
         let started: Counter
         let handling: Timer
+        /// By status code, made on the code's first use (most methods only ever see a few).
+        private let handledByCode = Mutex([Int: Counter]())
+        private let factory: any MetricsFactory
 
         init(labels: [(String, String)], factory: any MetricsFactory) {
             self.labels = labels
+            self.factory = factory
             self.started = Counter(label: "grpc_server_started_total", dimensions: labels, factory: factory)
             self.handling = Timer(label: "grpc_server_handling_seconds", dimensions: labels, factory: factory)
+        }
+
+        func handled(_ code: RPCError.Code?) -> Counter {
+            let key = code?.rawValue ?? 0
+            return handledByCode.withLock { counters in
+                if let counter = counters[key] { return counter }
+                let counter = Counter(
+                    label: "grpc_server_handled_total",
+                    dimensions: labels + [("grpc_code", code?.canonicalName ?? "OK")],
+                    factory: factory
+                )
+                counters[key] = counter
+                return counter
+            }
         }
     }
 
     private let factory: any MetricsFactory
     private let methods = Mutex([String: Method]())
-    private let handledCounters = Mutex([String: Counter]())
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -110,20 +127,6 @@ private final class MethodMetrics: Sendable {
             let method = Method(labels: labels, factory: factory)
             methods[name] = method
             return method
-        }
-    }
-
-    func handled(_ method: Method, code: String) -> Counter {
-        let key = method.labels.map(\.1).joined(separator: "/") + "/" + code
-        return handledCounters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = Counter(
-                label: "grpc_server_handled_total",
-                dimensions: method.labels + [("grpc_code", code)],
-                factory: factory
-            )
-            counters[key] = counter
-            return counter
         }
     }
 
