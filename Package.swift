@@ -54,11 +54,14 @@ let package = Package(
         ),
         /// The STUN message codec (RFC 8489): parsing, encoding, FINGERPRINT, what integrity covers.
         .target(name: "SwitchboardSTUN"),
-        /// Real-time communication: the STUN server on UDP and TCP.
+        /// Real-time communication: the STUN/TURN server on UDP and TCP, and signaling rooms.
         .target(
             name: "SwitchboardRTC",
             dependencies: [
+                "SwitchboardEngine",
                 "SwitchboardSTUN",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -138,6 +141,7 @@ let package = Package(
             name: "SwitchboardAPI",
             dependencies: [
                 "SwitchboardBroker",
+                "SwitchboardRTC",
                 "SwitchboardJobs",
                 "SwitchboardUploads",
                 "SwitchboardEngine",

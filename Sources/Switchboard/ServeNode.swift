@@ -65,6 +65,16 @@ public final class ServeNode: Sendable {
             logger: logger
         )
         UploadsAPI(uploads: uploads).register(in: &router)
+        let iceServers = ICEServers(
+            turn: settings.stun?.turn,
+            credentialLifetime: settings.rtc.turnCredentialLifetime
+        )
+        let rtc = RTCAPI(
+            rooms: SignalingRooms(maxPeersPerRoom: settings.rtc.maxPeersPerRoom, metrics: metrics),
+            iceServers: iceServers,
+            configuration: settings.rtc
+        )
+        rtc.register(in: &router)
         self.routes = router.routes
         let idempotency = Idempotency(
             wrapping: router,
@@ -84,7 +94,10 @@ public final class ServeNode: Sendable {
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
             accessLog: accessLog,
-            webSockets: [topics.webSocketEndpoint(authentication: authentication)],
+            webSockets: [
+                topics.webSocketEndpoint(authentication: authentication),
+                rtc.webSocketEndpoint(authentication: authentication),
+            ],
             onListening: onListening
         )
         var grpc: GRPCListener?
@@ -105,7 +118,11 @@ public final class ServeNode: Sendable {
                 onListening: onGRPCListening
             )
         }
-        let stun = settings.stun.map { STUNListener(configuration: $0, metrics: metrics, logger: logger) }
+        let stun = settings.stun.map { configuration in
+            STUNListener(configuration: configuration, metrics: metrics, logger: logger) { port in
+                iceServers.listening(host: configuration.host, port: port)
+            }
+        }
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -34,6 +34,17 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case grpcKeepalive = "grpc-keepalive"
     case grpcInterop = "grpc-interop"
     case stunListen = "stun-listen"
+    case turnSecret = "turn-secret"
+    case turnUsers = "turn-users"
+    case turnRealm = "turn-realm"
+    case turnRelayAddress = "turn-relay-address"
+    case turnRelayPorts = "turn-relay-ports"
+    case turnAllowedPeers = "turn-allowed-peers"
+    case turnMaxAllocations = "turn-max-allocations"
+    case turnUserQuota = "turn-user-quota"
+    case turnMaxBandwidth = "turn-max-bandwidth"
+    case turnCredentialTTL = "turn-credential-ttl"
+    case rtcMaxPeers = "rtc-max-peers"
     case http2MaxStreams = "http2-max-streams"
     case http2StreamWindow = "http2-stream-window"
     case http2ConnectionWindow = "http2-connection-window"
@@ -89,7 +100,21 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .grpcKeepalive:
             "Idle time after which gRPC connections are pinged; unanswered for 20s, closed (default 2h)."
         case .grpcInterop: "Serve grpc.testing.TestService for gRPC interop clients, on or off (default off)."
-        case .stunListen: "Address of the STUN server (UDP and TCP), HOST:PORT, or off (default 127.0.0.1:3478)."
+        case .stunListen:
+            "Address of the STUN/TURN server (UDP and TCP), HOST:PORT, or off (default 127.0.0.1:3478)."
+        case .turnSecret:
+            "TURN REST API secret: TURN on, with time-limited credentials from /v1/rtc/ice-servers (default off)."
+        case .turnUsers: "File of TURN users, a USER:PASSWORD per line: TURN on with long-term credentials."
+        case .turnRealm: "The TURN realm (default switchboard)."
+        case .turnRelayAddress: "IP address relay sockets bind to and clients are told (default: the STUN host)."
+        case .turnRelayPorts: "Ports of relay sockets, LOW-HIGH (default 49152-65535)."
+        case .turnAllowedPeers:
+            "Non-public networks the relay may reach anyway, CIDR[,…], e.g. 127.0.0.0/8 for tests (default none)."
+        case .turnMaxAllocations: "TURN allocations at once; beyond, 486 (default 10000)."
+        case .turnUserQuota: "TURN allocations at once per username; beyond, 486 (default 1000)."
+        case .turnMaxBandwidth: "Bytes a second one allocation may relay, e.g. 1MiB; 0 is no cap (default 0)."
+        case .turnCredentialTTL: "How long TURN credentials from /v1/rtc/ice-servers last (default 1h)."
+        case .rtcMaxPeers: "Peers in one signaling room at once (default 16)."
         case .h2c: "HTTP/2 with prior knowledge on the cleartext listener, on or off (default on)."
         case .http2MaxStreams: "HTTP/2 streams a client may have open at once (default 100)."
         case .http2StreamWindow: "HTTP/2 flow-control window of each stream, e.g. 64KiB (default 65535)."
@@ -116,5 +141,5 @@ public enum ServeSetting: String, CaseIterable, Sendable {
 
     /// Settings that take several values: comma-separated on the command line and in the environment,
     /// a list in the config file.
-    public var isList: Bool { self == .topicRetention || self == .jobQueues }
+    public var isList: Bool { self == .topicRetention || self == .jobQueues || self == .turnAllowedPeers }
 }

@@ -30,8 +30,10 @@ public struct ServeSettings: Sendable {
     public var authentication = Authentication.Configuration()
     /// The gRPC listener; `nil` when off.
     public var grpc: GRPCListener.Configuration? = GRPCListener.Configuration()
-    /// The STUN server; `nil` when off.
+    /// The STUN/TURN server; `nil` when off.
     public var stun: STUNListener.Configuration? = STUNListener.Configuration()
+    /// Signaling rooms and the ICE servers handed to pages.
+    public var rtc = RTCAPI.Configuration()
     public var broker: Broker.Configuration = {
         var configuration = Broker.Configuration()
         configuration.retention = RetentionPolicy(maxMessages: 1_000_000, maxAgeSeconds: 7 * 24 * 3600)
@@ -160,6 +162,17 @@ private struct SettingsReader {
         if let stun {
             settings.stun = stun
         }
+        if var stun = settings.stun {
+            stun.turn = try turn()
+            settings.stun = stun
+        }
+        settings.rtc.turnCredentialLifetime =
+            try read(.turnCredentialTTL, expecting: "a duration such as 1h", positiveDuration).map {
+                Int($0.nanoseconds / 1_000_000_000)
+            } ?? settings.rtc.turnCredentialLifetime
+        settings.rtc.maxPeersPerRoom =
+            try read(.rtcMaxPeers, expecting: "a count from 2 to 10000", count(2...10_000))
+            ?? settings.rtc.maxPeersPerRoom
         settings.engine = engine
         settings.workerThreads =
             try read(.workerThreads, expecting: "a count from 1 to 256", count(1...256))
@@ -332,6 +345,52 @@ private struct SettingsReader {
         http2.maxResets =
             try read(.http2MaxResets, expecting: "a count of at least 1", count(1...1_000_000)) ?? http2.maxResets
         return http2
+    }
+
+    /// TURN's credentials, relay addresses, peers and quotas; the users file is read here.
+    private func turn() throws -> TURNConfiguration {
+        var turn = TURNConfiguration()
+        turn.credentials.secret = try read(.turnSecret, expecting: "a secret") { $0.isEmpty ? nil : $0 }
+        if let path = try read(.turnUsers, expecting: "a readable file", { $0 }) {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw SettingsError(key: ServeSetting.turnUsers.rawValue, problem: "cannot read \(path)")
+            }
+            do {
+                turn.credentials.users = try TURNCredentials.users(fromFile: contents)
+            } catch {
+                throw SettingsError(
+                    key: ServeSetting.turnUsers.rawValue,
+                    problem: "\(path):\(error.line): expected USER:PASSWORD"
+                )
+            }
+        }
+        turn.credentials.realm = try read(.turnRealm, expecting: "a realm") { $0.isEmpty ? nil : $0 } ?? "switchboard"
+        turn.relayHost = try read(.turnRelayAddress, expecting: "an IP address") {
+            (try? SocketAddress(ipAddress: $0, port: 0)) == nil ? nil : $0
+        }
+        turn.relayPorts =
+            try read(.turnRelayPorts, expecting: "LOW-HIGH ports such as 49160-49300") { text in
+                let bounds = text.split(separator: "-").compactMap { Int($0) }
+                guard bounds.count == 2, 1 <= bounds[0], bounds[0] <= bounds[1], bounds[1] <= 65535 else { return nil }
+                return bounds[0]...bounds[1]
+            } ?? turn.relayPorts
+        let key = ServeSetting.turnAllowedPeers.rawValue
+        for network in config.stringArray(forKey: ConfigKey([key])) ?? [] where !network.isEmpty {
+            guard let parsed = IPNetwork(network.trimmingCharacters(in: .whitespaces)) else {
+                throw SettingsError(key: key, problem: "expected networks such as 127.0.0.0/8, got '\(network)'")
+            }
+            turn.allowedPeers.append(parsed)
+        }
+        turn.maxAllocations =
+            try read(.turnMaxAllocations, expecting: "a count of at least 1", count(1...1_000_000))
+            ?? turn.maxAllocations
+        turn.maxAllocationsPerUser =
+            try read(.turnUserQuota, expecting: "a count of at least 1", count(1...1_000_000))
+            ?? turn.maxAllocationsPerUser
+        if let bandwidth = try read(.turnMaxBandwidth, expecting: "a rate such as 1MiB", SettingValue.byteSize) {
+            turn.maxBytesPerSecond = bandwidth == 0 ? nil : bandwidth
+        }
+        return turn
     }
 
     /// The JWT keys and the claims every token must carry; key files are read here.

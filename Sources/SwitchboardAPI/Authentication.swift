@@ -91,6 +91,7 @@ public final class Authentication: HTTPResponder {
         publish: [String],
         subscribe: [String],
         queues: [String],
+        rooms: [String] = [],
         admin: Bool,
         ttl: Duration,
         issuer: String? = nil,
@@ -106,6 +107,7 @@ public final class Authentication: HTTPResponder {
             publish: publish,
             subscribe: subscribe,
             queues: queues,
+            rooms: rooms.isEmpty ? nil : rooms,
             admin: admin ? true : nil
         )
         return try await keys.sign(claims)
@@ -169,7 +171,8 @@ public struct AuthenticationSetupError: Error, CustomStringConvertible {
 }
 
 /// The claims Switchboard reads from a token: who it is, when it expires, and what it may do —
-/// `publish` and `subscribe` topic patterns, `queues` patterns, and `admin` for everything.
+/// `publish` and `subscribe` topic patterns, `queues` patterns, signaling `rooms` patterns, and `admin`
+/// for everything.
 struct AccessClaims: JWTPayload {
     var sub: SubjectClaim?
     var exp: ExpirationClaim
@@ -179,6 +182,7 @@ struct AccessClaims: JWTPayload {
     var publish: [String]?
     var subscribe: [String]?
     var queues: [String]?
+    var rooms: [String]?
     var admin: Bool?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
@@ -195,6 +199,7 @@ public struct Principal: Sendable {
     var publish: [TopicPattern]
     var subscribe: [TopicPattern]
     var queues: [TopicPattern]
+    var rooms: [TopicPattern]
     var admin: Bool
 
     @TaskLocal public static var current: Principal?
@@ -204,6 +209,8 @@ public struct Principal: Sendable {
         case publish(topic: String)
         case subscribe(topic: String)
         case useQueue(String)
+        /// Joining a WebRTC signaling room.
+        case joinRoom(String)
         /// Uploads and anything else any authenticated caller may do.
         case authenticated
     }
@@ -214,6 +221,7 @@ public struct Principal: Sendable {
         publish = (claims.publish ?? []).map(TopicPattern.init)
         subscribe = (claims.subscribe ?? []).map(TopicPattern.init)
         queues = (claims.queues ?? []).map(TopicPattern.init)
+        rooms = (claims.rooms ?? []).map(TopicPattern.init)
         admin = claims.admin ?? false
     }
 
@@ -223,6 +231,7 @@ public struct Principal: Sendable {
         case .publish(let topic): return publish.contains { $0.matches(topic) }
         case .subscribe(let topic): return subscribe.contains { $0.matches(topic) }
         case .useQueue(let queue): return queues.contains { $0.matches(queue) }
+        case .joinRoom(let room): return rooms.contains { $0.matches(room) }
         case .authenticated: return true
         }
     }
@@ -249,6 +258,7 @@ extension Principal.Action: CustomStringConvertible {
         case .publish(let topic): "publishing to \(topic)"
         case .subscribe(let topic): "subscribing to \(topic)"
         case .useQueue(let queue): "using queue \(queue)"
+        case .joinRoom(let room): "joining room \(room)"
         case .authenticated: "this"
         }
     }

@@ -138,7 +138,8 @@ struct ConnectionPipeline: Sendable {
 
     /// Makers of the protocol upgraders of one connection: WebSocket endpoints, then protocol switches.
     private var upgraders: [() -> any HTTPServerProtocolUpgrader] {
-        webSockets.map { endpoint in { endpoint.makeUpgrader() } }
+        let webSockets = self.webSockets
+        return (webSockets.isEmpty ? [] : [{ WebSocketEndpoint.makeUpgrader(for: webSockets) }])
             + protocolSwitches.map { protocolSwitch in { protocolSwitch.makeUpgrader() } }
     }
 

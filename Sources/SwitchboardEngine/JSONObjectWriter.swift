@@ -21,6 +21,18 @@ public struct JSONObjectWriter: Sendable {
         bytes.append(contentsOf: String(value).utf8)
     }
 
+    /// A member whose value is an array of strings.
+    public mutating func strings(_ key: String, _ values: [String]?) {
+        guard let values else { return }
+        member(key)
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            Self.quote(value, into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     /// A member whose value is JSON text already (a nested object, stored JSON).
     public mutating func raw(_ key: String, _ json: (some Sequence<UInt8>)?) {
         guard let json else { return }

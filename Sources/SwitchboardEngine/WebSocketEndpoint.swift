@@ -3,7 +3,8 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
-/// A path where `GET` requests with `Upgrade: websocket` become WebSocket connections (RFC 6455).
+/// A path where `GET` requests with `Upgrade: websocket` become WebSocket connections (RFC 6455). A
+/// segment written `{name}` matches any one segment, as in `/v1/rtc/rooms/{room}`.
 ///
 /// The engine does the handshake (`NIOWebSocketServerUpgrader`) and reassembles fragmented messages.
 /// Before upgrading it asks `admit`, which may await (to check a token, say) and answers with what adds
@@ -32,7 +33,14 @@ public struct WebSocketEndpoint: Sendable {
 
     /// Whether `head` is for this endpoint's path.
     func matches(_ head: HTTPRequestHead) -> Bool {
-        head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] == path
+        let requested = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        guard path.contains("{") else { return requested == path }
+        let pattern = path.split(separator: "/", omittingEmptySubsequences: false)
+        let segments = requested.split(separator: "/", omittingEmptySubsequences: false)
+        return pattern.count == segments.count
+            && zip(pattern, segments).allSatisfy { expected, segment in
+                expected.hasPrefix("{") ? !segment.isEmpty : expected == segment
+            }
     }
 
     /// The largest WebSocket frame accepted.
@@ -47,27 +55,30 @@ public struct WebSocketEndpoint: Sendable {
         )
     }
 
-    /// An upgrader for one connection: what `admit` answered waits here until the upgrade happens.
-    func makeUpgrader() -> NIOWebSocketServerUpgrader {
-        let endpoint = self
-        let admitted = NIOLockedValueBox<Configure?>(nil)
+    /// The upgrader of one connection for all `endpoints`, each request going to the endpoint of its
+    /// path; what that endpoint's `admit` answered waits here until the upgrade happens.
+    static func makeUpgrader(for endpoints: [WebSocketEndpoint]) -> NIOWebSocketServerUpgrader {
+        let admitted = NIOLockedValueBox<(WebSocketEndpoint, Configure)?>(nil)
         return NIOWebSocketServerUpgrader(
-            maxFrameSize: maxFrameSize,
+            maxFrameSize: endpoints.map(\.maxFrameSize).max() ?? 1 << 20,
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                guard endpoint.matches(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard let endpoint = endpoints.first(where: { $0.matches(head) }) else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
                 let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                 promise.completeWithTask {
                     let configure = await endpoint.admit(head)
-                    admitted.withLockedValue { $0 = configure }
+                    admitted.withLockedValue { $0 = configure.map { (endpoint, $0) } }
                     return configure == nil ? nil : HTTPHeaders()
                 }
                 return promise.futureResult
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let (endpoint, configure) = admitted.withLockedValue({ $0 }) else { return }
                     try channel.pipeline.syncOperations.addHandler(endpoint.makeAggregator())
-                    try admitted.withLockedValue { $0 }?(channel)
+                    try configure(channel)
                 }
             }
         )

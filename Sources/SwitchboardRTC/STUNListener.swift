@@ -5,8 +5,9 @@ import NIOPosix
 import ServiceLifecycle
 import SwitchboardSTUN
 
-/// STUN on UDP and TCP at one address (`serve --stun-listen`, default `127.0.0.1:3478`): a client learns
-/// the address its packets come from, as ICE needs for server-reflexive candidates.
+/// STUN and TURN on UDP and TCP at one address (`serve --stun-listen`, default `127.0.0.1:3478`): a
+/// client learns the address its packets come from, as ICE needs for server-reflexive candidates, and
+/// with credentials configured allocates relay addresses for relayed candidates.
 public struct STUNListener: Service {
     public struct Configuration: Sendable {
         public var host: String
@@ -14,6 +15,8 @@ public struct STUNListener: Service {
         public var port: Int
         /// Time a TCP connection may stay silent before it is closed.
         public var idleTimeout: TimeAmount = .seconds(30)
+        /// TURN's settings; without credentials TURN is off and only STUN answers.
+        public var turn = TURNConfiguration()
 
         public init(host: String = "127.0.0.1", port: Int = 3478) {
             self.host = host
@@ -25,7 +28,7 @@ public struct STUNListener: Service {
     public typealias ListeningCallback = @Sendable (Int) -> Void
 
     private let configuration: Configuration
-    private let responder: STUNResponder
+    private let server: STUNServer
     private let logger: Logger
     private let onListening: ListeningCallback
 
@@ -36,7 +39,15 @@ public struct STUNListener: Service {
         onListening: @escaping ListeningCallback = { _ in }
     ) {
         self.configuration = configuration
-        self.responder = STUNResponder(metrics: STUNMetrics(factory: metrics))
+        let turn =
+            configuration.turn.credentials.isEnabled
+            ? TURNServer(
+                configuration: configuration.turn,
+                listenerHost: configuration.host,
+                metrics: TURNMetrics(factory: metrics)
+            )
+            : nil
+        self.server = STUNServer(metrics: STUNMetrics(factory: metrics), turn: turn)
         self.logger = logger
         self.onListening = onListening
     }
@@ -46,9 +57,19 @@ public struct STUNListener: Service {
         let port = udp.localAddress?.port ?? configuration.port
         logger.info(
             "STUN listening",
-            metadata: ["stun_address": "\(configuration.host):\(port)", "transports": "udp,tcp"]
+            metadata: [
+                "stun_address": "\(configuration.host):\(port)", "transports": "udp,tcp",
+                "turn": "\(server.turn == nil ? "off" : "on")",
+            ]
         )
         onListening(port)
+        if let turn = server.turn {
+            // Lifetimes end to the second.
+            while !Task.isShuttingDownGracefully {
+                turn.sweep()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         try? await gracefulShutdown()
         try? await udp.close()
         try? await tcp.close()
@@ -73,12 +94,12 @@ public struct STUNListener: Service {
     }
 
     private func bindUDP() async throws -> any Channel {
-        let responder = self.responder
+        let server = self.server
         return try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(STUNDatagramHandler(responder: responder))
+                    try channel.pipeline.syncOperations.addHandler(STUNDatagramHandler(server: server))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -86,7 +107,7 @@ public struct STUNListener: Service {
     }
 
     private func bindTCP(port: Int) async throws -> any Channel {
-        let responder = self.responder
+        let server = self.server
         let idleTimeout = configuration.idleTimeout
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -95,7 +116,7 @@ public struct STUNListener: Service {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(readTimeout: idleTimeout),
                         ByteToMessageHandler(STUNStreamDecoder()),
-                        STUNStreamHandler(responder: responder)
+                        STUNStreamHandler(server: server)
                     )
                 }
             }
@@ -104,26 +125,19 @@ public struct STUNListener: Service {
     }
 }
 
-/// One datagram, one answer.
+/// Each datagram is a message of the client at its address.
 final class STUNDatagramHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private let responder: STUNResponder
+    private let server: STUNServer
 
-    init(responder: STUNResponder) {
-        self.responder = responder
+    init(server: STUNServer) {
+        self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let reply = responder.answer(Array(envelope.data.readableBytesView), from: envelope.remoteAddress)
-        else { return }
-        let buffer = context.channel.allocator.buffer(bytes: reply)
-        context.writeAndFlush(
-            wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)),
-            promise: nil
-        )
+        server.receive(envelope.data, from: .datagram(context.channel, remote: envelope.remoteAddress))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -131,46 +145,59 @@ final class STUNDatagramHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-/// Cuts a TCP byte stream into STUN messages by the length in each header (RFC 8489 §6.2.2). Bytes that
-/// cannot start a STUN message close the connection.
+/// Cuts a TCP byte stream into STUN messages by the length in each header (RFC 8489 §6.2.2), and
+/// ChannelData messages by theirs, padded to 4 bytes (RFC 8656 §12.5). Bytes that can start neither
+/// close the connection.
 struct STUNStreamDecoder: ByteToMessageDecoder {
-    typealias InboundOut = [UInt8]
+    typealias InboundOut = ByteBuffer
 
     struct NotSTUN: Error {}
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let type = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) else { return .needMoreData }
-        guard type & 0xC000 == 0 else { throw NotSTUN() }
-        guard let length = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return .needMoreData }
-        let total = STUNMessage.headerLength + Int(length)
-        guard let message = buffer.readBytes(length: total) else { return .needMoreData }
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+            let length = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self)
+        else { return .needMoreData }
+        let total: Int
+        if STUNMessage.isSTUN(firstByte: first) {
+            total = STUNMessage.headerLength + Int(length)
+        } else if ChannelData.isChannelData(firstByte: first) {
+            total = ChannelData.wireLength(dataLength: Int(length), padded: true)
+        } else {
+            throw NotSTUN()
+        }
+        guard let message = buffer.readSlice(length: total) else { return .needMoreData }
         context.fireChannelRead(wrapInboundOut(message))
         return .continue
     }
 }
 
-/// Answers each message of a TCP connection on it; closes the connection when it goes silent or sends
-/// what is not STUN.
+/// Hands each message of a TCP connection to the server; ends the connection's allocation when it
+/// closes, and closes it when it goes silent or sends what is neither STUN nor ChannelData.
 final class STUNStreamHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = [UInt8]
-    typealias OutboundOut = ByteBuffer
+    typealias InboundIn = ByteBuffer
 
-    private let responder: STUNResponder
+    private let server: STUNServer
 
-    init(responder: STUNResponder) {
-        self.responder = responder
+    init(server: STUNServer) {
+        self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let remote = context.remoteAddress,
-            let reply = responder.answer(unwrapInboundIn(data), from: remote)
-        else { return }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+        guard let remote = context.remoteAddress else { return }
+        server.receive(unwrapInboundIn(data), from: .stream(context.channel, remote: remote))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.turn?.remove(.stream(ObjectIdentifier(context.channel)))
+        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            // A connection that holds an allocation lives as long as the allocation.
+            if server.turn?.hasAllocation(.stream(ObjectIdentifier(context.channel))) != true {
+                context.close(promise: nil)
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

@@ -11,7 +11,8 @@ public struct STUNAttribute: Sendable, Equatable {
     /// Types below 0x8000 must be understood by the receiver, or the request fails with 420.
     public var isComprehensionRequired: Bool { type < 0x8000 }
 
-    static func padded(_ length: Int) -> Int { (length + 3) & ~3 }
+    /// `length` rounded up to a multiple of 4.
+    public static func padded(_ length: Int) -> Int { (length + 3) & ~3 }
 
     func append(to bytes: inout [UInt8]) {
         bytes.appendUInt16(type)
@@ -21,21 +22,33 @@ public struct STUNAttribute: Sendable, Equatable {
     }
 }
 
-/// The attribute types Switchboard reads or writes (RFC 8489 §18.3, RFC 8445 for ICE's).
+/// The attribute types Switchboard reads or writes (RFC 8489 §18.3, RFC 8656 §18 for TURN's, RFC 8445
+/// for ICE's).
 public enum STUNAttributeType {
     public static let mappedAddress: UInt16 = 0x0001
     public static let username: UInt16 = 0x0006
     public static let messageIntegrity: UInt16 = 0x0008
     public static let errorCode: UInt16 = 0x0009
     public static let unknownAttributes: UInt16 = 0x000A
+    public static let channelNumber: UInt16 = 0x000C
+    public static let lifetime: UInt16 = 0x000D
+    public static let xorPeerAddress: UInt16 = 0x0012
+    public static let data: UInt16 = 0x0013
     public static let realm: UInt16 = 0x0014
     public static let nonce: UInt16 = 0x0015
+    public static let xorRelayedAddress: UInt16 = 0x0016
+    public static let requestedAddressFamily: UInt16 = 0x0017
+    public static let evenPort: UInt16 = 0x0018
+    public static let requestedTransport: UInt16 = 0x0019
+    public static let dontFragment: UInt16 = 0x001A
+    public static let reservationToken: UInt16 = 0x0022
     public static let messageIntegritySHA256: UInt16 = 0x001C
     public static let passwordAlgorithm: UInt16 = 0x001D
     public static let userhash: UInt16 = 0x001E
     public static let xorMappedAddress: UInt16 = 0x0020
     public static let priority: UInt16 = 0x0024
     public static let useCandidate: UInt16 = 0x0025
+    public static let additionalAddressFamily: UInt16 = 0x8000
     public static let software: UInt16 = 0x8022
     public static let fingerprint: UInt16 = 0x8028
     public static let iceControlled: UInt16 = 0x8029
@@ -97,5 +110,22 @@ extension STUNAttribute {
 
     public static func software(_ name: String) -> STUNAttribute {
         STUNAttribute(type: STUNAttributeType.software, value: Array(name.utf8))
+    }
+}
+
+extension STUNAttribute {
+    /// A 32-bit value, such as LIFETIME's seconds.
+    public static func uint32(_ type: UInt16, _ value: UInt32) -> STUNAttribute {
+        STUNAttribute(type: type, value: [UInt8](bigEndian: value))
+    }
+
+    /// The value read as a 32-bit number; `nil` unless it is 4 bytes.
+    public var uint32Value: UInt32? {
+        value.count == 4 ? value.uint32(at: 0) : nil
+    }
+
+    /// An XOR-encoded address attribute (XOR-MAPPED-, XOR-RELAYED-, XOR-PEER-ADDRESS).
+    public static func xorAddress(_ type: UInt16, _ address: STUNAddress, transactionID: [UInt8]) -> STUNAttribute {
+        STUNAttribute(type: type, value: address.xorValue(transactionID: transactionID))
     }
 }

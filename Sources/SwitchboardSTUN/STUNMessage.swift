@@ -21,6 +21,9 @@ public struct STUNMessage: Sendable, Equatable {
     public var transactionID: [UInt8]
     public var attributes: [STUNAttribute]
 
+    /// Whether the message is a STUN message rather than ChannelData: its first two bits are zero.
+    public static func isSTUN(firstByte: UInt8) -> Bool { firstByte & 0xC0 == 0 }
+
     public init(method: UInt16, messageClass: Class, transactionID: [UInt8], attributes: [STUNAttribute] = []) {
         precondition(transactionID.count == 12, "a transaction ID is 12 bytes")
         self.method = method
@@ -152,6 +155,12 @@ public enum STUNParseError: Error, Sendable, Equatable {
 /// STUN's methods (and TURN's, RFC 8656 §17).
 public enum STUNMethod {
     public static let binding: UInt16 = 0x001
+    public static let allocate: UInt16 = 0x003
+    public static let refresh: UInt16 = 0x004
+    public static let send: UInt16 = 0x006
+    public static let data: UInt16 = 0x007
+    public static let createPermission: UInt16 = 0x008
+    public static let channelBind: UInt16 = 0x009
 }
 
 extension [UInt8] {

@@ -49,6 +49,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.grpcKeepalive.help)) var grpcKeepalive: String?
     @Option(help: .init(ServeSetting.grpcInterop.help)) var grpcInterop: String?
     @Option(help: .init(ServeSetting.stunListen.help)) var stunListen: String?
+    @Option(help: .init(ServeSetting.turnSecret.help)) var turnSecret: String?
+    @Option(help: .init(ServeSetting.turnUsers.help)) var turnUsers: String?
+    @Option(help: .init(ServeSetting.turnRealm.help)) var turnRealm: String?
+    @Option(help: .init(ServeSetting.turnRelayAddress.help)) var turnRelayAddress: String?
+    @Option(help: .init(ServeSetting.turnRelayPorts.help)) var turnRelayPorts: String?
+    @Option(help: .init(ServeSetting.turnAllowedPeers.help)) var turnAllowedPeers: String?
+    @Option(help: .init(ServeSetting.turnMaxAllocations.help)) var turnMaxAllocations: String?
+    @Option(help: .init(ServeSetting.turnUserQuota.help)) var turnUserQuota: String?
+    @Option(help: .init(ServeSetting.turnMaxBandwidth.help)) var turnMaxBandwidth: String?
+    @Option(name: .customLong("turn-credential-ttl"), help: .init(ServeSetting.turnCredentialTTL.help))
+    var turnCredentialTTL: String?
+    @Option(help: .init(ServeSetting.rtcMaxPeers.help)) var rtcMaxPeers: String?
     @Option(name: .customLong("http2-max-streams"), help: .init(ServeSetting.http2MaxStreams.help))
     var http2MaxStreams: String?
     @Option(name: .customLong("http2-stream-window"), help: .init(ServeSetting.http2StreamWindow.help))
@@ -86,7 +98,11 @@ struct ServeCommand: AsyncParsableCommand {
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
             (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.grpcListen, grpcListen),
             (.grpcTLSListen, grpcTLSListen), (.grpcKeepalive, grpcKeepalive), (.grpcInterop, grpcInterop),
-            (.stunListen, stunListen),
+            (.stunListen, stunListen), (.turnSecret, turnSecret), (.turnUsers, turnUsers), (.turnRealm, turnRealm),
+            (.turnRelayAddress, turnRelayAddress), (.turnRelayPorts, turnRelayPorts),
+            (.turnAllowedPeers, turnAllowedPeers), (.turnMaxAllocations, turnMaxAllocations),
+            (.turnUserQuota, turnUserQuota), (.turnMaxBandwidth, turnMaxBandwidth),
+            (.turnCredentialTTL, turnCredentialTTL), (.rtcMaxPeers, rtcMaxPeers),
             (.http2MaxStreams, http2MaxStreams),
             (.http2StreamWindow, http2StreamWindow), (.http2ConnectionWindow, http2ConnectionWindow),
             (.http2HeaderTable, http2HeaderTable), (.http2MaxResets, http2MaxResets),

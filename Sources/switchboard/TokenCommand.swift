@@ -9,7 +9,7 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
         abstract: "Mint a development JWT from the server's HS256 secret.",
-        discussion: "Patterns match topic and queue names, with * for any run of characters: 'chat.*'."
+        discussion: "Patterns match topic, queue and room names, with * for any run of characters: 'chat.*'."
     )
 
     @Option(help: "The HS256 secret (SWITCHBOARD_JWT_SECRET).")
@@ -18,6 +18,7 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "A topic pattern it may publish to; repeatable.") var publish: [String] = []
     @Option(help: "A topic pattern it may subscribe to; repeatable.") var subscribe: [String] = []
     @Option(help: "A queue pattern it may use; repeatable.") var queue: [String] = []
+    @Option(help: "A signaling room pattern it may join; repeatable.") var room: [String] = []
     @Flag(help: "Allow everything.") var admin = false
     @Option(help: "Lifetime, such as 1h, 30m or 90s.") var ttl = "1h"
     @Option(help: "The iss claim.") var issuer: String?
@@ -39,6 +40,7 @@ struct TokenCommand: AsyncParsableCommand {
                 publish: publish,
                 subscribe: subscribe,
                 queues: queue,
+                rooms: room,
                 admin: admin,
                 ttl: .nanoseconds(lifetime.nanoseconds),
                 issuer: issuer,

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwitchboardEngine
 import Testing
 
 @testable import SwitchboardEdge

@@ -1,11 +1,12 @@
 import NIOCore
 
-/// An IP network written in CIDR form (`10.0.0.0/8`, `fc00::/7`), for the forward proxy's access rules.
-struct IPNetwork: Sendable, Equatable {
+/// An IP network written in CIDR form (`10.0.0.0/8`, `fc00::/7`), for the forward proxy's access rules
+/// and the TURN relay's peer rules.
+public struct IPNetwork: Sendable, Equatable {
     private let bytes: [UInt8]
     private let prefixLength: Int
 
-    init?(_ text: String) {
+    public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1)
         guard let bytes = IPNetwork.bytes(of: String(parts[0])) else { return nil }
         let length = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
@@ -14,7 +15,7 @@ struct IPNetwork: Sendable, Equatable {
         self.prefixLength = length
     }
 
-    func contains(_ address: SocketAddress) -> Bool {
+    public func contains(_ address: SocketAddress) -> Bool {
         guard let ip = address.ipAddress, var candidate = IPNetwork.bytes(of: ip) else { return false }
         // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address.
         if candidate.count == 16, bytes.count == 4,
@@ -41,10 +42,10 @@ struct IPNetwork: Sendable, Equatable {
         }
     }
 
-    /// Destinations a forward proxy refuses unless allowed (SSRF): this host, private and shared
+    /// Destinations a forward proxy or a TURN relay refuses unless allowed (SSRF): this host, private and shared
     /// networks, link-local ones (where cloud metadata services answer, 169.254.169.254), and the
     /// unspecified and multicast ranges.
-    static let nonPublic: [IPNetwork] = [
+    public static let nonPublic: [IPNetwork] = [
         "0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
         "169.254.0.0/16", "224.0.0.0/4", "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
     ].map { IPNetwork($0)! }
