@@ -8,8 +8,7 @@ import subprocess
 import zlib
 
 from conftest import curl, wait_for_log
-
-COOKIE = 0x2112A442
+from turn_client import COOKIE, attributes_of
 
 
 def stun_port(server):
@@ -24,16 +23,6 @@ def request(method=0x0001, attributes=b"", transaction=None, fingerprint=True):
     if fingerprint:
         message += struct.pack("!HHI", 0x8028, 4, (zlib.crc32(message) ^ 0x5354554E) & 0xFFFFFFFF)
     return message
-
-
-def attributes_of(message):
-    """{type: value} of a STUN message's attributes."""
-    found, offset = {}, 20
-    while offset < len(message):
-        kind, length = struct.unpack_from("!HH", message, offset)
-        found[kind] = message[offset + 4:offset + 4 + length]
-        offset += 4 + (length + 3) // 4 * 4
-    return found
 
 
 def xor_mapped(message):

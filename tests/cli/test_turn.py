@@ -1,26 +1,20 @@
 """TURN (RFC 8656) with coturn's own clients — turnutils_uclient relaying to turnutils_peer, over UDP and
 TCP, with REST and long-term credentials — and raw sockets for the protocol's edges: authentication,
 retransmissions, peer rules, quotas, the bandwidth cap and what a peer may send back."""
-import base64
-import hashlib
-import hmac
 import os
 import re
 import socket
 import struct
 import subprocess
 import time
-import zlib
 
 import pytest
 
 from conftest import curl, free_port, wait_for_log
-from test_stun import COOKIE, attributes_of
+from turn_client import (ALLOCATE, CHANNEL_BIND, COOKIE, CREATE_PERMISSION, REFRESH, SECRET, SEND, TurnClient,
+                         attribute, attributes_of, verifies, xor_address, xor_peer)
 
-SECRET = "north"
 LOOPBACK = ("--turn-allowed-peers", "127.0.0.0/8")
-
-ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND = 0x003, 0x004, 0x006, 0x007, 0x008, 0x009
 
 
 def stun_port(server):
@@ -93,85 +87,6 @@ def test_wrong_credentials_fail_the_allocation(start_server, echo_peer, tmp_path
         assert not ok and "Cannot complete Allocation" in output, output
     assert metric_value(server, r'switchboard_turn_refused_total\{reason="unauthenticated"\}') >= 3
     assert metric_value(server, "switchboard_turn_allocations") == 0
-
-
-class TurnClient:
-    """A TURN client over a raw UDP socket, signing with the long-term key."""
-
-    def __init__(self, port, username="alice", password=None, secret=SECRET, realm="switchboard"):
-        self.server = ("127.0.0.1", port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(3)
-        if password is None:
-            username = f"{int(time.time()) + 3600}:{username}"
-            password = base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
-        self.username, self.realm = username, realm
-        self.key = hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
-        self.nonce = None
-
-    def close(self):
-        self.sock.close()
-
-    def message(self, method, attributes=b"", cls=0x0000, transaction=None, sign=True):
-        transaction = transaction or os.urandom(12)
-        kind = method | cls
-        if sign:
-            attributes += attribute(0x0006, self.username.encode()) + attribute(0x0014, self.realm.encode())
-            attributes += attribute(0x0015, self.nonce.encode())
-            header = struct.pack("!HHI", kind, len(attributes) + 24, COOKIE) + transaction
-            attributes += attribute(0x0008, hmac.new(self.key, header + attributes, hashlib.sha1).digest())
-        body = struct.pack("!HHI", kind, len(attributes) + 8, COOKIE) + transaction + attributes
-        return body + struct.pack("!HHI", 0x8028, 4, (zlib.crc32(body) ^ 0x5354554E) & 0xFFFFFFFF)
-
-    def ask(self, method, attributes=b"", transaction=None, sign=True):
-        """Sends a request and returns (class bits, error code or None, attributes, raw answer); learns the
-        nonce from a 401 and asks again."""
-        if sign and self.nonce is None:
-            self.ask(method, attributes, sign=False)
-        self.sock.sendto(self.message(method, attributes, transaction=transaction, sign=sign), self.server)
-        answer = self.sock.recv(4096)
-        found = attributes_of(answer)
-        if 0x0015 in found:
-            self.nonce = found[0x0015].decode()
-        error = None
-        if 0x0009 in found:
-            error = found[0x0009][2] * 100 + found[0x0009][3]
-        return struct.unpack_from("!H", answer)[0] & 0x0110, error, found, answer
-
-    def allocate(self, extra=b""):
-        cls, error, found, _ = self.ask(ALLOCATE, attribute(0x0019, bytes([17, 0, 0, 0])) + extra)
-        assert error is None, (error, found)
-        return xor_address(found[0x0016])
-
-
-def attribute(kind, value):
-    return struct.pack("!HH", kind, len(value)) + value + b"\x00" * (-len(value) % 4)
-
-
-def xor_address(value):
-    port = struct.unpack_from("!H", value, 2)[0] ^ (COOKIE >> 16)
-    address = struct.unpack_from("!I", value, 4)[0] ^ COOKIE
-    return socket.inet_ntoa(struct.pack("!I", address)), port
-
-
-def xor_peer(host, port):
-    address = struct.unpack("!I", socket.inet_aton(host))[0] ^ COOKIE
-    return attribute(0x0012, struct.pack("!BBHI", 0, 1, port ^ (COOKIE >> 16), address))
-
-
-def verifies(answer, key):
-    """Whether a signed answer's MESSAGE-INTEGRITY verifies under `key`."""
-    offset = 20
-    while offset < len(answer):
-        kind, length = struct.unpack_from("!HH", answer, offset)
-        if kind == 0x0008:
-            header = bytearray(answer[:offset])
-            struct.pack_into("!H", header, 2, offset + 24 - 20)
-            return hmac.compare_digest(hmac.new(key, bytes(header), hashlib.sha1).digest(),
-                                       answer[offset + 4:offset + 24])
-        offset += 4 + (length + 3) // 4 * 4
-    return False
 
 
 def test_allocate_challenges_then_answers_signed_and_retransmissions_get_the_same_answer(start_server):
