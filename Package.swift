@@ -280,6 +280,16 @@ let package = Package(
             dependencies: ["SwitchboardSTUN", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
+            name: "SwitchboardRTCTests",
+            dependencies: [
+                "SwitchboardRTC", "SwitchboardSTUN",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardUploadsTests",
             dependencies: [
                 "SwitchboardUploads", "SwitchboardBroker", "SwitchboardJobs", "SwitchboardStore",

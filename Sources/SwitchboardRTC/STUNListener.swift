@@ -54,11 +54,11 @@ public struct STUNListener: Service {
 
     public func run() async throws {
         let (udp, tcp) = try await bind()
-        let port = udp.localAddress?.port ?? configuration.port
+        let port = tcp.localAddress?.port ?? configuration.port
         logger.info(
             "STUN listening",
             metadata: [
-                "stun_address": "\(configuration.host):\(port)", "transports": "udp,tcp",
+                "stun_address": "\(configuration.host):\(port)", "transports": "udp,tcp", "udp_sockets": "\(udp.count)",
                 "turn": "\(server.turn == nil ? "off" : "on")",
             ]
         )
@@ -71,39 +71,62 @@ public struct STUNListener: Service {
             }
         }
         try? await gracefulShutdown()
-        try? await udp.close()
+        for socket in udp { try? await socket.close() }
         try? await tcp.close()
     }
 
-    /// The UDP and TCP sockets on one port. With port 0 the UDP socket picks it, and when TCP finds that
-    /// port taken (by another program's TCP socket) both try again with another.
-    private func bind() async throws -> (udp: any Channel, tcp: any Channel) {
+    /// The UDP sockets and the TCP socket on one port. With port 0 the first UDP socket picks it, and when
+    /// TCP finds that port taken (by another program's TCP socket) all try again with another.
+    private func bind() async throws -> (udp: [any Channel], tcp: any Channel) {
         var attempts = configuration.port == 0 ? 20 : 1
         while true {
             let udp = try await bindUDP()
             do {
-                return (udp, try await bindTCP(port: udp.localAddress?.port ?? configuration.port))
+                return (udp, try await bindTCP(port: udp[0].localAddress?.port ?? configuration.port))
             } catch let error as IOError where error.errnoCode == EADDRINUSE && attempts > 1 {
                 attempts -= 1
-                try? await udp.close()
+                for socket in udp { try? await socket.close() }
             } catch {
-                try? await udp.close()
+                for socket in udp { try? await socket.close() }
                 throw error
             }
         }
     }
 
-    private func bindUDP() async throws -> any Channel {
+    /// One UDP socket per event loop on the same port (`SO_REUSEPORT`): the kernel spreads clients over
+    /// them by address, and a client's allocation relays on its socket's loop, so datagrams are read,
+    /// relayed and written by every core without crossing threads.
+    private func bindUDP() async throws -> [any Channel] {
         let server = self.server
-        return try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(STUNDatagramHandler(server: server))
-                }
+        var sockets: [any Channel] = []
+        var port = configuration.port
+        do {
+            for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+                let socket = try await DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+                    .channelOption(.datagramVectorReadMessageCount, value: DatagramReads.count)
+                    .channelOption(.recvAllocator, value: DatagramReads.allocator)
+                    // Room for bursts from every client of the socket while its loop is busy, as coturn's.
+                    .channelOption(.socketOption(.so_rcvbuf), value: 2 << 20)
+                    .channelOption(.socketOption(.so_sndbuf), value: 2 << 20)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                STUNDatagramHandler(server: server, writer: CoalescingWriter(channel: channel))
+                            )
+                        }
+                    }
+                    .bind(host: configuration.host, port: port)
+                    .get()
+                sockets.append(socket)
+                port = socket.localAddress?.port ?? port
             }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
+        } catch {
+            for socket in sockets { try? await socket.close() }
+            throw error
+        }
+        return sockets
     }
 
     private func bindTCP(port: Int) async throws -> any Channel {
@@ -116,7 +139,7 @@ public struct STUNListener: Service {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(readTimeout: idleTimeout),
                         ByteToMessageHandler(STUNStreamDecoder()),
-                        STUNStreamHandler(server: server)
+                        STUNStreamHandler(server: server, writer: CoalescingWriter(channel: channel))
                     )
                 }
             }
@@ -130,14 +153,16 @@ final class STUNDatagramHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private let server: STUNServer
+    private let writer: CoalescingWriter
 
-    init(server: STUNServer) {
+    init(server: STUNServer, writer: CoalescingWriter) {
         self.server = server
+        self.writer = writer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        server.receive(envelope.data, from: .datagram(context.channel, remote: envelope.remoteAddress))
+        server.receive(envelope.data, from: .datagram(writer, remote: envelope.remoteAddress))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -177,14 +202,16 @@ final class STUNStreamHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     private let server: STUNServer
+    private let writer: CoalescingWriter
 
-    init(server: STUNServer) {
+    init(server: STUNServer, writer: CoalescingWriter) {
         self.server = server
+        self.writer = writer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let remote = context.remoteAddress else { return }
-        server.receive(unwrapInboundIn(data), from: .stream(context.channel, remote: remote))
+        server.receive(unwrapInboundIn(data), from: .stream(writer, remote: remote))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -206,4 +233,11 @@ final class STUNStreamHandler: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
+}
+
+/// How UDP sockets here read: up to 16 datagrams a system call (`recvmmsg`), each up to 4 KiB — more
+/// than a path MTU, so nothing a client or peer sends is cut short.
+enum DatagramReads {
+    static let count = 16
+    static let allocator = FixedSizeRecvByteBufferAllocator(capacity: count * 4096)
 }

@@ -425,6 +425,8 @@ final class TURNServer: Sendable {
 
     private func bindRelay(port: Int, on eventLoop: any EventLoop) async throws -> any Channel {
         try await DatagramBootstrap(group: eventLoop)
+            .channelOption(.datagramVectorReadMessageCount, value: DatagramReads.count)
+            .channelOption(.recvAllocator, value: DatagramReads.allocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TURNRelayHandler(server: self))

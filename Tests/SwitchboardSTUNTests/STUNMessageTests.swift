@@ -154,3 +154,18 @@ import Testing
         #expect(!STUNMessage.hasValidFingerprint(corrupted))
     }
 }
+
+/// ChannelData framing (RFC 8656 §12.4).
+@Suite struct ChannelDataTests {
+    @Test func parsesWithOrWithoutPaddingAndRefusesWhatIsNotOne() throws {
+        let message = ChannelData.header(channel: 0x4001, dataLength: 3) + [1, 2, 3]
+        #expect(ChannelData(parsing: message) == ChannelData(channel: 0x4001, data: [1, 2, 3][...]))
+        #expect(ChannelData(parsing: message + [0])?.data == [1, 2, 3][...])
+        #expect(ChannelData(parsing: Array(message.dropLast())) == nil)  // shorter than its length
+        #expect(ChannelData(parsing: ChannelData.header(channel: 0x3FFF, dataLength: 0)) == nil)
+        #expect(ChannelData(parsing: [0x40]) == nil)
+        #expect(ChannelData.isChannelData(firstByte: 0x40) && !ChannelData.isChannelData(firstByte: 0x00))
+        #expect(ChannelData.wireLength(dataLength: 5, padded: true) == 12)
+        #expect(ChannelData.wireLength(dataLength: 5, padded: false) == 9)
+    }
+}
