@@ -119,8 +119,8 @@ public final class ServeNode: Sendable {
             )
         }
         let stun = settings.stun.map { configuration in
-            STUNListener(configuration: configuration, metrics: metrics, logger: logger) { port in
-                iceServers.listening(host: configuration.host, port: port)
+            STUNListener(configuration: configuration, metrics: metrics, logger: logger) { port, tlsPort in
+                iceServers.listening(host: configuration.host, port: port, tlsPort: tlsPort)
             }
         }
         logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])

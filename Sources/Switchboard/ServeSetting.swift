@@ -34,6 +34,7 @@ public enum ServeSetting: String, CaseIterable, Sendable {
     case grpcKeepalive = "grpc-keepalive"
     case grpcInterop = "grpc-interop"
     case stunListen = "stun-listen"
+    case turnTLSListen = "turn-tls-listen"
     case turnSecret = "turn-secret"
     case turnUsers = "turn-users"
     case turnRealm = "turn-realm"
@@ -102,6 +103,8 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .grpcInterop: "Serve grpc.testing.TestService for gRPC interop clients, on or off (default off)."
         case .stunListen:
             "Address of the STUN/TURN server (UDP and TCP), HOST:PORT, or off (default 127.0.0.1:3478)."
+        case .turnTLSListen:
+            "Address of STUN/TURN over TLS (turns:), HOST:PORT, or off (default 127.0.0.1:5349, once a certificate is set)."
         case .turnSecret:
             "TURN REST API secret: TURN on, with time-limited credentials from /v1/rtc/ice-servers (default off)."
         case .turnUsers: "File of TURN users, a USER:PASSWORD per line: TURN on with long-term credentials."

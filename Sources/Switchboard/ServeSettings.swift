@@ -164,6 +164,17 @@ private struct SettingsReader {
         }
         if var stun = settings.stun {
             stun.turn = try turn()
+            let tls = try read(.turnTLSListen, expecting: "HOST:PORT or off") { text -> (String, Int)?? in
+                text == "off" ? .some(nil) : SettingValue.hostAndPort(text).map { .some(($0.host, $0.port)) }
+            }
+            if let certificate = engine.tls, let (host, port) = tls ?? ("127.0.0.1", 5349) {
+                stun.tls = TLSListener(
+                    host: host,
+                    port: port,
+                    certificateChain: certificate.certificateChain,
+                    privateKey: certificate.privateKey
+                )
+            }
             settings.stun = stun
         }
         settings.rtc.turnCredentialLifetime =

@@ -49,13 +49,14 @@ public struct TLSListener: Sendable {
         self.privateKey = privateKey
     }
 
-    func makeContext() throws -> NIOSSLContext {
+    /// A server context with this certificate, TLS 1.2 or later, offering `applicationProtocols` by ALPN.
+    public func makeContext(applicationProtocols: [String] = ["h2", "http/1.1"]) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: certificateChain.map { .certificate($0) },
             privateKey: .privateKey(privateKey)
         )
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["h2", "http/1.1"]
+        configuration.applicationProtocols = applicationProtocols
         return try NIOSSLContext(configuration: configuration)
     }
 }

@@ -14,7 +14,7 @@ public final class ICEServers: Sendable {
 
     private let secret: String?
     public let credentialLifetime: Int
-    private let address = NIOLockedValueBox<(host: String, port: Int)?>(nil)
+    private let address = NIOLockedValueBox<(host: String, port: Int, tlsPort: Int?)?>(nil)
 
     /// - Parameter turn: TURN's settings; only a REST secret lets credentials be handed out.
     public init(turn: TURNConfiguration?, credentialLifetime: Int) {
@@ -23,22 +23,24 @@ public final class ICEServers: Sendable {
     }
 
     /// Called once the STUN/TURN sockets listen.
-    public func listening(host: String, port: Int) {
-        address.withLockedValue { $0 = (host, port) }
+    public func listening(host: String, port: Int, tlsPort: Int?) {
+        address.withLockedValue { $0 = (host, port, tlsPort) }
     }
 
     /// The servers for `user`; `hostname` stands in for a wildcard listen address (the name the page
     /// reached this server by). Empty while STUN is off.
     public func entries(for user: String, hostname: String?, now: Date = Date()) -> [Entry] {
-        guard var (host, port) = address.withLockedValue({ $0 }) else { return [] }
+        guard var (host, port, tlsPort) = address.withLockedValue({ $0 }) else { return [] }
         if host == "0.0.0.0" || host == "::", let hostname { host = hostname }
-        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let name = host.contains(":") ? "[\(host)]" : host
+        let authority = "\(name):\(port)"
         var entries = [Entry(urls: ["stun:\(authority)"])]
         if let secret {
             let username = TURNCredentials.restUsername(user: user, validFor: credentialLifetime, now: now)
             entries.append(
                 Entry(
-                    urls: ["turn:\(authority)?transport=udp", "turn:\(authority)?transport=tcp"],
+                    urls: ["turn:\(authority)?transport=udp", "turn:\(authority)?transport=tcp"]
+                        + (tlsPort.map { ["turns:\(name):\($0)?transport=tcp"] } ?? []),
                     username: username,
                     credential: TURNCredentials.restPassword(username: username, secret: secret)
                 )

@@ -2,7 +2,9 @@ import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
+import SwitchboardEngine
 import SwitchboardSTUN
 
 /// STUN and TURN on UDP and TCP at one address (`serve --stun-listen`, default `127.0.0.1:3478`): a
@@ -17,6 +19,8 @@ public struct STUNListener: Service {
         public var idleTimeout: TimeAmount = .seconds(30)
         /// TURN's settings; without credentials TURN is off and only STUN answers.
         public var turn = TURNConfiguration()
+        /// STUN and TURN over TLS (`turns:`, RFC 8656 §3.1) at its host and port; `nil` is off.
+        public var tls: TLSListener?
 
         public init(host: String = "127.0.0.1", port: Int = 3478) {
             self.host = host
@@ -24,8 +28,8 @@ public struct STUNListener: Service {
         }
     }
 
-    /// Called once both sockets are bound, with their port.
-    public typealias ListeningCallback = @Sendable (Int) -> Void
+    /// Called once the sockets are bound, with their port and the TLS listener's (when there is one).
+    public typealias ListeningCallback = @Sendable (_ port: Int, _ tlsPort: Int?) -> Void
 
     private let configuration: Configuration
     private let server: STUNServer
@@ -36,7 +40,7 @@ public struct STUNListener: Service {
         configuration: Configuration,
         metrics: any MetricsFactory,
         logger: Logger,
-        onListening: @escaping ListeningCallback = { _ in }
+        onListening: @escaping ListeningCallback = { _, _ in }
     ) {
         self.configuration = configuration
         let turn =
@@ -55,6 +59,11 @@ public struct STUNListener: Service {
     public func run() async throws {
         let (udp, tcp) = try await bind()
         let port = tcp.localAddress?.port ?? configuration.port
+        var tls: (any Channel)?
+        if let listener = configuration.tls {
+            let context = try listener.makeContext(applicationProtocols: ["stun.turn"])
+            tls = try await bindTCP(host: listener.host, port: listener.port, tls: context)
+        }
         logger.info(
             "STUN listening",
             metadata: [
@@ -62,7 +71,10 @@ public struct STUNListener: Service {
                 "turn": "\(server.turn == nil ? "off" : "on")",
             ]
         )
-        onListening(port)
+        if let tls, let tlsPort = tls.localAddress?.port, let host = configuration.tls?.host {
+            logger.info("STUN listening with TLS", metadata: ["stun_tls_address": "\(host):\(tlsPort)"])
+        }
+        onListening(port, tls?.localAddress?.port)
         if let turn = server.turn {
             // Lifetimes end to the second.
             while !Task.isShuttingDownGracefully {
@@ -73,6 +85,7 @@ public struct STUNListener: Service {
         try? await gracefulShutdown()
         for socket in udp { try? await socket.close() }
         try? await tcp.close()
+        try? await tls?.close()
     }
 
     /// The UDP sockets and the TCP socket on one port. With port 0 the first UDP socket picks it, and when
@@ -82,7 +95,8 @@ public struct STUNListener: Service {
         while true {
             let udp = try await bindUDP()
             do {
-                return (udp, try await bindTCP(port: udp[0].localAddress?.port ?? configuration.port))
+                let port = udp[0].localAddress?.port ?? configuration.port
+                return (udp, try await bindTCP(host: configuration.host, port: port, tls: nil))
             } catch let error as IOError where error.errnoCode == EADDRINUSE && attempts > 1 {
                 attempts -= 1
                 for socket in udp { try? await socket.close() }
@@ -129,21 +143,26 @@ public struct STUNListener: Service {
         return sockets
     }
 
-    private func bindTCP(port: Int) async throws -> any Channel {
+    /// A TCP listener whose connections carry STUN and ChannelData, inside TLS when `tls` is given.
+    private func bindTCP(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
         let server = self.server
         let idleTimeout = configuration.idleTimeout
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try pipeline.addHandlers(
                         IdleStateHandler(readTimeout: idleTimeout),
                         ByteToMessageHandler(STUNStreamDecoder()),
                         STUNStreamHandler(server: server, writer: CoalescingWriter(channel: channel))
                     )
                 }
             }
-            .bind(host: configuration.host, port: port)
+            .bind(host: host, port: port)
             .get()
     }
 }

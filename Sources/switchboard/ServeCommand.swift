@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .init(ServeSetting.grpcKeepalive.help)) var grpcKeepalive: String?
     @Option(help: .init(ServeSetting.grpcInterop.help)) var grpcInterop: String?
     @Option(help: .init(ServeSetting.stunListen.help)) var stunListen: String?
+    @Option(name: .customLong("turn-tls-listen"), help: .init(ServeSetting.turnTLSListen.help))
+    var turnTLSListen: String?
     @Option(help: .init(ServeSetting.turnSecret.help)) var turnSecret: String?
     @Option(help: .init(ServeSetting.turnUsers.help)) var turnUsers: String?
     @Option(help: .init(ServeSetting.turnRealm.help)) var turnRealm: String?
@@ -98,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.tlsListen, tlsListen), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
             (.tlsSelfSigned, tlsSelfSigned ? "on" : nil), (.h2c, h2c), (.grpcListen, grpcListen),
             (.grpcTLSListen, grpcTLSListen), (.grpcKeepalive, grpcKeepalive), (.grpcInterop, grpcInterop),
-            (.stunListen, stunListen), (.turnSecret, turnSecret), (.turnUsers, turnUsers), (.turnRealm, turnRealm),
+            (.stunListen, stunListen), (.turnTLSListen, turnTLSListen), (.turnSecret, turnSecret), (.turnUsers, turnUsers), (.turnRealm, turnRealm),
             (.turnRelayAddress, turnRelayAddress), (.turnRelayPorts, turnRelayPorts),
             (.turnAllowedPeers, turnAllowedPeers), (.turnMaxAllocations, turnMaxAllocations),
             (.turnUserQuota, turnUserQuota), (.turnMaxBandwidth, turnMaxBandwidth),

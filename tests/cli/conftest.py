@@ -25,6 +25,8 @@ class Server:
             args = [*args, "--grpc-tls-listen", "127.0.0.1:0"]
         if "--stun-listen" not in args:
             args = [*args, "--stun-listen", "127.0.0.1:0"]
+        if "--turn-tls-listen" not in args:
+            args = [*args, "--turn-tls-listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", *args],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,

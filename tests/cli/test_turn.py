@@ -1,6 +1,7 @@
 """TURN (RFC 8656) with coturn's own clients — turnutils_uclient relaying to turnutils_peer, over UDP and
 TCP, with REST and long-term credentials — and raw sockets for the protocol's edges: authentication,
 retransmissions, peer rules, quotas, the bandwidth cap and what a peer may send back."""
+import json
 import os
 import re
 import socket
@@ -270,3 +271,28 @@ def test_turn_settings_are_checked(start_server, tmp_path):
                           (["--turn-relay-address", "not-an-ip"], "turn-relay-address")):
         with pytest.raises(RuntimeError, match=problem):
             start_server("--turn-secret", SECRET, *args)
+
+
+def test_uclient_relays_over_tls_and_ice_servers_list_turns(start_server, echo_peer, tmp_path):
+    server = start_server("--turn-secret", SECRET, *LOOPBACK, "--tls-self-signed", "--tls-listen", "127.0.0.1:0",
+                          "--data", str(tmp_path / "data"))
+    tls_port = int(wait_for_log(server, r"stun_tls_address=127\.0\.0\.1:(\d+)", timeout=30).group(1))
+    ok, output = uclient(tls_port, "-S", "-t", "-W", SECRET, "-u", "alice", peer_port=echo_peer)
+    assert ok, output
+    assert "Total lost packets 0 (0.000000%)" in output
+    # STUN in the clear on the TLS port is not a handshake: the connection is closed.
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as plain:
+        plain.sendall(struct.pack("!HHI", 0x0001, 0, COOKIE) + os.urandom(12))
+        received = b""
+        while chunk := plain.recv(100):
+            received += chunk
+        assert not received.startswith(b"\x01\x01")  # a TLS alert at most, never a STUN answer
+    turn = json.loads(curl(f"{server.url}/v1/rtc/ice-servers")[1])["iceServers"][1]
+    assert turn["urls"][-1] == f"turns:127.0.0.1:{tls_port}?transport=tcp"
+
+
+def test_turn_tls_listen_off(start_server, tmp_path):
+    server = start_server("--turn-secret", SECRET, "--tls-self-signed", "--tls-listen", "127.0.0.1:0",
+                          "--turn-tls-listen", "off", "--data", str(tmp_path / "data"))
+    stun_port(server)
+    assert "stun_tls_address" not in server.output()
