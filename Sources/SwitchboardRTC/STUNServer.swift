@@ -5,7 +5,8 @@ import SwitchboardSTUN
 
 /// Everything that arrives on the STUN/TURN ports, whatever transport brought it (RFC 8489 §6.3,
 /// RFC 8656): ChannelData goes to its allocation's peer; a Binding request gets the address the server
-/// saw it come from (XOR-MAPPED-ADDRESS); TURN's requests and Send indications go to the TURN server; a
+/// saw it come from (XOR-MAPPED-ADDRESS), signed when the request is signed with TURN's long-term
+/// credentials; TURN's requests and Send indications go to the TURN server; a
 /// request with a comprehension-required attribute the server does not know gets 420 with
 /// UNKNOWN-ATTRIBUTES; another method gets 400. What is not a well-formed message — a bad header,
 /// attributes past the end, a wrong FINGERPRINT, a response — is dropped without an answer.
@@ -64,11 +65,20 @@ final class STUNServer: Sendable {
         switch request.method {
         case STUNMethod.binding:
             guard let address = STUNAddress(link.remote) else { return metrics.dropped.increment() }
+            // A signed request is checked with TURN's long-term credentials and its answer signed.
+            var signature: STUNSignature?
+            if let turn, request.hasIntegrity {
+                guard let (_, verified) = turn.authenticate(request, raw: raw, from: link) else {
+                    return metrics.refused.increment()
+                }
+                signature = verified
+            }
             metrics.bindings.increment()
             link.send(
-                request.successResponse([
-                    .xorAddress(STUNAttributeType.xorMappedAddress, address, transactionID: request.transactionID)
-                ])
+                request.successResponse(
+                    [.xorAddress(STUNAttributeType.xorMappedAddress, address, transactionID: request.transactionID)],
+                    signature: signature
+                )
             )
         default:
             metrics.refused.increment()
@@ -110,6 +120,12 @@ struct STUNSignature: Sendable {
 
 extension STUNMessage {
     static let software = STUNAttribute.software("Switchboard")
+
+    /// Whether the message carries MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256.
+    var hasIntegrity: Bool {
+        attribute(STUNAttributeType.messageIntegrity) != nil
+            || attribute(STUNAttributeType.messageIntegritySHA256) != nil
+    }
 
     /// A success response with `attributes` and SOFTWARE, signed when `signature` is given, and FINGERPRINT.
     func successResponse(_ attributes: [STUNAttribute], signature: STUNSignature? = nil) -> [UInt8] {

@@ -84,7 +84,7 @@ final class TURNServer: Sendable {
 
     /// The request's username and the signature its answers carry, after the long-term credential
     /// mechanism's checks (RFC 8489 §9.2.4); answers the refusal itself when they fail.
-    private func authenticate(
+    func authenticate(
         _ request: STUNMessage,
         raw: [UInt8],
         from link: ClientLink
@@ -94,10 +94,7 @@ final class TURNServer: Sendable {
             STUNAttribute(type: STUNAttributeType.realm, value: Array(credentials.realm.utf8)),
             STUNAttribute(type: STUNAttributeType.nonce, value: Array(nonces.make().utf8)),
         ]
-        guard
-            request.attribute(STUNAttributeType.messageIntegrity) != nil
-                || request.attribute(STUNAttributeType.messageIntegritySHA256) != nil
-        else {
+        guard request.hasIntegrity else {
             refuse(request, 401, "Unauthenticated", reason: .unauthenticated, nil, link, extra: challenge)
             return nil
         }

@@ -296,3 +296,23 @@ def test_turn_tls_listen_off(start_server, tmp_path):
                           "--turn-tls-listen", "off", "--data", str(tmp_path / "data"))
     stun_port(server)
     assert "stun_tls_address" not in server.output()
+
+
+def test_a_signed_binding_is_checked_and_answered_signed(start_server):
+    server = start_server("--turn-secret", SECRET)
+    port = stun_port(server)
+    client = TurnClient(port)
+    wrong = TurnClient(port, password="not-the-password")
+    try:
+        _, error, found, answer = client.ask(0x001, sign=False)
+        assert error is None and 0x0008 not in found  # unsigned: answered, unsigned
+        client.ask(ALLOCATE, sign=False)  # a challenge brings the realm's nonce
+        _, error, found, answer = client.ask(0x001)
+        assert error is None and verifies(answer, client.key)
+        assert xor_address(found[0x0020]) == client.sock.getsockname()
+        wrong.nonce = client.nonce
+        _, error, found, _ = wrong.ask(0x001)
+        assert error == 401 and found[0x0015]
+    finally:
+        client.close()
+        wrong.close()
