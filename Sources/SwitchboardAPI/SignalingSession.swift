@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOWebSocket
+import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardJobs
 import SwitchboardRTC
@@ -13,7 +14,7 @@ import SwitchboardRTC
 /// peer `to` (or, without `to`, every other peer) gets `{"type":"signal","from","data"}`. `{"op":"ping"}`
 /// gets `{"type":"pong"}`. Mistakes get `{"type":"error","code","status","message"}`; a full room or a
 /// peer id already there ends the socket after the error (1008).
-final class SignalingSession: ChannelInboundHandler {
+final class SignalingSession: JSONWebSocketSession {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -29,7 +30,7 @@ final class SignalingSession: ChannelInboundHandler {
     /// Whose token opened the socket; `nil` with authentication off.
     private let principal: Principal?
     private var joined = false
-    private var closing = false
+    var closing = false
     private var expiry: Scheduled<Void>?
 
     init(rooms: SignalingRooms, room: String, peer: String, principal: Principal?) {
@@ -41,15 +42,7 @@ final class SignalingSession: ChannelInboundHandler {
 
     /// Peer ids are 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
     static func isValid(peer: String) -> Bool {
-        (1...64).contains(peer.utf8.count)
-            && peer.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                    true
-                default: false
-                }
-            }
+        TopicName.isValid(peer, maxLength: 64)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -87,32 +80,12 @@ final class SignalingSession: ChannelInboundHandler {
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text:
-            var payload = frame.unmaskedData
-            handle(Data(payload.readBytes(length: payload.readableBytes) ?? []), context: context)
-        case .binary:
-            error("binary_not_supported", status: 400, "Send JSON text frames", context: context)
-        case .ping:
-            context.writeAndFlush(
-                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)),
-                promise: nil
-            )
-        case .connectionClose:
-            close(context: context, code: .normalClosure)
-        default:
-            break
-        }
+    func receive(text: ByteBuffer, context: ChannelHandlerContext) {
+        handle(Data(text.readableBytesView), context: context)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            close(context: context, code: .goingAway)  // The server is shutting down.
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+    func receiveBinary(context: ChannelHandlerContext) {
+        error("binary_not_supported", status: 400, "Send JSON text frames", context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -170,16 +143,6 @@ final class SignalingSession: ChannelInboundHandler {
         var json = json
         let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: json.finish()))
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
-    }
-
-    private func close(context: ChannelHandlerContext, code: WebSocketErrorCode) {
-        guard !closing else { return }
-        closing = true
-        var data = context.channel.allocator.buffer(capacity: 2)
-        data.write(webSocketErrorCode: code)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private static func frame(_ type: String) -> JSONObjectWriter {

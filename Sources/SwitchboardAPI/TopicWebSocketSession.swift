@@ -8,7 +8,7 @@ import SwitchboardStore
 /// pings and clean closes. Each subscription is a task reading the broker and writing frames; a frame
 /// batch is flushed and waited for before the next is read, so a slow client slows only its own
 /// subscriptions (which then catch up from the store) and never grows the server's memory.
-final class TopicWebSocketSession: ChannelInboundHandler {
+final class TopicWebSocketSession: JSONWebSocketSession {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -18,7 +18,7 @@ final class TopicWebSocketSession: ChannelInboundHandler {
     private let principal: Principal?
     private var subscriptions: [String: Task<Void, Never>] = [:]
     private var publishes: [ObjectIdentifier: Task<Void, Never>] = [:]
-    private var closing = false
+    var closing = false
     private var expiry: Scheduled<Void>?
 
     init(broker: Broker, maxSubscriptions: Int, principal: Principal?) {
@@ -58,30 +58,12 @@ final class TopicWebSocketSession: ChannelInboundHandler {
         return false
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text:
-            var payload = frame.unmaskedData
-            handle(text: payload.readString(length: payload.readableBytes) ?? "", context: context)
-        case .binary:
-            send(.error(code: "binary_not_supported", message: "Send JSON text frames"), context: context)
-        case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-        case .connectionClose:
-            close(context: context, code: .normalClosure)
-        default:
-            break
-        }
+    func receive(text: ByteBuffer, context: ChannelHandlerContext) {
+        handle(text: String(buffer: text), context: context)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            close(context: context, code: .goingAway)  // The server is shutting down.
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+    func receiveBinary(context: ChannelHandlerContext) {
+        send(.error(code: "binary_not_supported", message: "Send JSON text frames"), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -215,16 +197,6 @@ final class TopicWebSocketSession: ChannelInboundHandler {
 
     private func send(_ text: ByteBuffer, context: ChannelHandlerContext) {
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: text)), promise: nil)
-    }
-
-    private func close(context: ChannelHandlerContext, code: WebSocketErrorCode) {
-        guard !closing else { return }
-        closing = true
-        var data = context.channel.allocator.buffer(capacity: 2)
-        data.write(webSocketErrorCode: code)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Writes text frames from a task onto the session's event loop and waits until they are flushed.

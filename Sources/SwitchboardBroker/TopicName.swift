@@ -20,8 +20,10 @@ public enum TopicName {
         (reservedPrefixes.map { $0 + "*" } + reservedNames).joined(separator: ", ")
     }
 
-    public static func isValid(_ name: some StringProtocol) -> Bool {
-        (1...200).contains(name.utf8.count)
+    /// Whether `name` is 1 to `maxLength` characters of `A-Z a-z 0-9 . _ -` — a topic's, or with another
+    /// length another name of the same alphabet (queues, rooms, peers).
+    public static func isValid(_ name: some StringProtocol, maxLength: Int = 200) -> Bool {
+        (1...maxLength).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
                 switch byte {
                 case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
