@@ -181,6 +181,7 @@ final class STUNDatagramHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        guard DatagramReads.isWhole(envelope.data) else { return server.metrics.dropped.increment() }
         server.receive(envelope.data, from: .datagram(writer, remote: envelope.remoteAddress))
     }
 
@@ -254,9 +255,16 @@ final class STUNStreamHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-/// How UDP sockets here read: up to 16 datagrams a system call (`recvmmsg`), each up to 4 KiB — more
-/// than a path MTU, so nothing a client or peer sends is cut short.
+/// How UDP sockets here read: up to 16 datagrams a system call (`recvmmsg`), each in a 4 KiB slot —
+/// more than a path MTU. A datagram that fills its slot may have been cut short, and is dropped rather
+/// than passed on truncated.
 enum DatagramReads {
     static let count = 16
-    static let allocator = FixedSizeRecvByteBufferAllocator(capacity: count * 4096)
+    static let slot = 4096
+    static let allocator = FixedSizeRecvByteBufferAllocator(capacity: count * slot)
+
+    /// Whether `datagram` arrived whole: shorter than its slot.
+    static func isWhole(_ datagram: ByteBuffer) -> Bool {
+        datagram.readableBytes < slot
+    }
 }

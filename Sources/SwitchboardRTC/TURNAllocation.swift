@@ -203,6 +203,7 @@ final class TURNRelayHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let allocation else { return }
         let envelope = unwrapInboundIn(data)
+        guard DatagramReads.isWhole(envelope.data) else { return server.metrics.refusals.record(.oversized) }
         server.relayToClient(envelope.data, from: envelope.remoteAddress, allocation: allocation)
     }
 

@@ -499,6 +499,8 @@ enum TURNRefusal: String, CaseIterable, Error {
     case noChannel = "no_channel"
     case noPermission = "no_permission"
     case overBudget = "over_budget"
+    /// A peer's datagram of 4 KiB or more, which may have been cut short.
+    case oversized
 }
 
 /// The TURN server's figures: `switchboard_turn_allocations`, `…_permissions` and `…_channels` (gauges),

@@ -316,3 +316,35 @@ def test_a_signed_binding_is_checked_and_answered_signed(start_server):
     finally:
         client.close()
         wrong.close()
+
+
+def test_datagrams_up_to_4k_cross_the_relay_whole_and_larger_ones_are_dropped(start_server):
+    """Sockets read many datagrams a system call, each in a 4 KiB slot: nothing shorter is cut, and
+    nothing that fills a slot is passed on cut short."""
+    server = start_server("--turn-secret", SECRET, *LOOPBACK)
+    client = TurnClient(stun_port(server))
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(3)
+    try:
+        relay = client.allocate()
+        _, error, _, _ = client.ask(CHANNEL_BIND, attribute(0x000C, struct.pack("!HH", 0x4009, 0))
+                                    + xor_peer(*peer.getsockname()))
+        assert error is None
+        for size in (1, 1400, 3000, 4000):
+            payload = os.urandom(size)
+            client.sock.sendto(struct.pack("!HH", 0x4009, size) + payload, client.server)
+            assert peer.recvfrom(8192) == (payload, relay)
+            peer.sendto(payload, relay)
+            assert client.sock.recv(8192) == struct.pack("!HH", 0x4009, size) + payload
+        peer.sendto(os.urandom(5000), relay)
+        client.sock.sendto(struct.pack("!HH", 0x4009, 5000) + os.urandom(5000), client.server)
+        peer.sendto(b"after", relay)
+        assert client.sock.recv(8192) == struct.pack("!HH", 0x4009, 5) + b"after"
+        peer.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            peer.recvfrom(8192)
+        assert metric_value(server, r'switchboard_turn_refused_total\{reason="oversized"\}') == 1
+    finally:
+        client.close()
+        peer.close()
