@@ -76,7 +76,9 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         case .maxHeaderBytes: "Largest request head, e.g. 16KiB; over it 431 (default 16KiB)."
         case .maxBodyBytes: "Largest request body of routes that set none, e.g. 1MiB; over it 413 (default 1MiB)."
         case .headerReadTimeout: "Time to receive a request head once it begins, e.g. 10s; then 408 (default 10s)."
-        case .idleTimeout: "Time a keep-alive connection may wait for its next request (default 60s)."
+        case .idleTimeout:
+            "Time a keep-alive connection may wait for its next request; a WebSocket silent this long is pinged, "
+                + "and closed after as long again (default 60s)."
         case .maxConnections: "Open connections at once; at the limit new ones wait in the backlog (default 10000)."
         case .drainTimeout: "On shutdown, time requests in flight get to finish (default 10s)."
         case .workerThreads: "Threads of the worker pool for CPU-heavy work (default: one per core)."

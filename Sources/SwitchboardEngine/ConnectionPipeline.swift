@@ -106,7 +106,7 @@ struct ConnectionPipeline: Sendable {
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                let router = HTTP2StreamRouter(webSockets: webSockets) { stream in
+                let router = HTTP2StreamRouter(webSockets: webSockets, idleTimeout: limits.idleTimeout) { stream in
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                     try stream.pipeline.syncOperations.addHandlers(
                         requestHandlers(activity: connection.value, isStream: true)
@@ -139,7 +139,9 @@ struct ConnectionPipeline: Sendable {
     /// Makers of the protocol upgraders of one connection: WebSocket endpoints, then protocol switches.
     private var upgraders: [() -> any HTTPServerProtocolUpgrader] {
         let webSockets = self.webSockets
-        return (webSockets.isEmpty ? [] : [{ WebSocketEndpoint.makeUpgrader(for: webSockets) }])
+        let idleTimeout = limits.idleTimeout
+        return
+            (webSockets.isEmpty ? [] : [{ WebSocketEndpoint.makeUpgrader(for: webSockets, idleTimeout: idleTimeout) }])
             + protocolSwitches.map { protocolSwitch in { protocolSwitch.makeUpgrader() } }
     }
 

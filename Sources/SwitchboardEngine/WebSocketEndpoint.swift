@@ -10,7 +10,8 @@ import NIOWebSocket
 /// Before upgrading it asks `admit`, which may await (to check a token, say) and answers with what adds
 /// the application's frame handlers to the upgraded channel — or `nil`, declining: the request is then
 /// routed as plain HTTP, where the router answers (401, 426, …). An upgrade is honoured on any request
-/// of a keep-alive connection. Over HTTP/2 the same endpoint takes
+/// of a keep-alive connection. A socket silent for the idle timeout (`--idle-timeout`) is pinged, and
+/// closed (1001) when the next idle timeout passes without a frame, so a vanished peer does not hold on. Over HTTP/2 the same endpoint takes
 /// extended CONNECT streams (RFC 8441), one WebSocket per stream.
 public struct WebSocketEndpoint: Sendable {
     /// Adds the application's frame handlers to an upgraded channel, on its event loop.
@@ -46,18 +47,24 @@ public struct WebSocketEndpoint: Sendable {
     /// The largest WebSocket frame accepted.
     var maxFrameSize: Int { min(maxMessageBytes, Int(UInt32.max)) }
 
-    /// Reassembles fragmented messages up to `maxMessageBytes`.
-    func makeAggregator() -> NIOWebSocketFrameAggregator {
-        NIOWebSocketFrameAggregator(
-            minNonFinalFragmentSize: 0,
-            maxAccumulatedFrameCount: 1024,
-            maxAccumulatedFrameSize: maxMessageBytes
-        )
+    /// The engine's handlers of an upgraded channel, before the application's: reassembly of fragmented
+    /// messages up to `maxMessageBytes`, and the keepalive.
+    func makeHandlers(idleTimeout: TimeAmount) -> [any ChannelHandler] {
+        [
+            NIOWebSocketFrameAggregator(
+                minNonFinalFragmentSize: 0,
+                maxAccumulatedFrameCount: 1024,
+                maxAccumulatedFrameSize: maxMessageBytes
+            ),
+            IdleStateHandler(readTimeout: idleTimeout),
+            WebSocketKeepalive(),
+        ]
     }
 
     /// The upgrader of one connection for all `endpoints`, each request going to the endpoint of its
     /// path; what that endpoint's `admit` answered waits here until the upgrade happens.
-    static func makeUpgrader(for endpoints: [WebSocketEndpoint]) -> NIOWebSocketServerUpgrader {
+    static func makeUpgrader(for endpoints: [WebSocketEndpoint], idleTimeout: TimeAmount) -> NIOWebSocketServerUpgrader
+    {
         let admitted = NIOLockedValueBox<(WebSocketEndpoint, Configure)?>(nil)
         return NIOWebSocketServerUpgrader(
             maxFrameSize: endpoints.map(\.maxFrameSize).max() ?? 1 << 20,
@@ -77,10 +84,45 @@ public struct WebSocketEndpoint: Sendable {
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     guard let (endpoint, configure) = admitted.withLockedValue({ $0 }) else { return }
-                    try channel.pipeline.syncOperations.addHandler(endpoint.makeAggregator())
+                    try channel.pipeline.syncOperations.addHandlers(endpoint.makeHandlers(idleTimeout: idleTimeout))
                     try configure(channel)
                 }
             }
         )
+    }
+}
+
+/// Pings a WebSocket that has been silent for the idle timeout; closes it (1001) when it stays silent
+/// for another — any frame, a pong among them, shows the peer is there.
+final class WebSocketKeepalive: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private var pinged = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pinged = false
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        if pinged {
+            var code = context.channel.allocator.buffer(capacity: 2)
+            code.write(webSocketErrorCode: .goingAway)
+            context.writeAndFlush(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)),
+                promise: nil
+            )
+            context.close(promise: nil)
+        } else {
+            pinged = true
+            context.writeAndFlush(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())),
+                promise: nil
+            )
+        }
     }
 }

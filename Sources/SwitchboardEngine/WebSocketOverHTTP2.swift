@@ -15,12 +15,18 @@ final class HTTP2StreamRouter: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     private let webSockets: [WebSocketEndpoint]
+    private let idleTimeout: TimeAmount
     private let serveHTTP: (any Channel) throws -> Void
     /// Frames that came while a WebSocket was being admitted.
     private var held: [HTTP2Frame.FramePayload] = []
     private var admitting = false
 
-    init(webSockets: [WebSocketEndpoint], serveHTTP: @escaping (any Channel) throws -> Void) {
+    init(
+        webSockets: [WebSocketEndpoint],
+        idleTimeout: TimeAmount,
+        serveHTTP: @escaping (any Channel) throws -> Void
+    ) {
+        self.idleTimeout = idleTimeout
         self.webSockets = webSockets
         self.serveHTTP = serveHTTP
     }
@@ -69,7 +75,7 @@ final class HTTP2StreamRouter: ChannelInboundHandler, RemovableChannelHandler {
             try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: endpoint.maxFrameSize)))
             try pipeline.addHandler(WebSocketProtocolErrorHandler())
-            try pipeline.addHandler(endpoint.makeAggregator())
+            try pipeline.addHandlers(endpoint.makeHandlers(idleTimeout: idleTimeout))
             try configure(context.channel)
         } catch {
             context.close(promise: nil)

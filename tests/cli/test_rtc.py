@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 
 import jwt
@@ -138,3 +139,28 @@ def test_ice_servers_name_the_token_subject(start_server):
     assert curl(f"{server.url}/v1/rtc/ice-servers")[0] == 401
     status, body = curl("-H", f"Authorization: Bearer {token}", f"{server.url}/v1/rtc/ice-servers")
     assert status == 200 and json.loads(body)["iceServers"][1]["username"].endswith(":carol")
+
+
+def test_a_vanished_peer_is_pinged_then_closed_and_leaves_the_room(start_server):
+    server = start_server("--idle-timeout", "1s")
+    with connect(ws_url(server, "idle", "alive")) as alive:  # websockets answers pings by itself
+        receive(alive)
+        # A peer that completes the handshake and then says nothing, not even pong.
+        ghost = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        ghost.sendall(b"GET /v1/rtc/rooms/idle?peer=ghost HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+        started = time.monotonic()
+        assert ghost.recv(4096).startswith(b"HTTP/1.1 101")
+        assert receive(alive) == {"type": "joined", "peer": "ghost"}
+        assert json.loads(alive.recv(timeout=10)) == {"type": "left", "peer": "ghost"}
+        assert 1.5 <= time.monotonic() - started <= 6
+        received = b""
+        while chunk := ghost.recv(4096):
+            received += chunk
+        assert b"\x89\x00" in received  # the ping it did not answer
+        ghost.close()
+        # The peer that answers pings stays.
+        time.sleep(2.5)
+        alive.send(json.dumps({"op": "ping"}))
+        assert receive(alive) == {"type": "pong"}
