@@ -56,8 +56,7 @@ public struct WebSocketEndpoint: Sendable {
                 maxAccumulatedFrameCount: 1024,
                 maxAccumulatedFrameSize: maxMessageBytes
             ),
-            IdleStateHandler(readTimeout: idleTimeout),
-            WebSocketKeepalive(),
+            WebSocketKeepalive(idleTimeout: idleTimeout),
         ]
     }
 
@@ -93,36 +92,59 @@ public struct WebSocketEndpoint: Sendable {
 }
 
 /// Pings a WebSocket that has been silent for the idle timeout; closes it (1001) when it stays silent
-/// for another — any frame, a pong among them, shows the peer is there.
+/// for another — any frame, a pong among them, shows the peer is there. Inbound only, with its own
+/// timer, so the frames a server writes (fan-out) never pass through it.
 final class WebSocketKeepalive: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
+    private let idleTimeout: TimeAmount
+    /// Whether a frame arrived since the last check.
+    private var heard = false
     private var pinged = false
+    private var check: RepeatedTask?
+
+    init(idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleRepeatedTask(initialDelay: idleTimeout, delay: idleTimeout) { _ in
+            let (keepalive, context) = loopBound.value
+            keepalive.checkIn(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        check?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        check?.cancel()
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        pinged = false
+        heard = true
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
-            return context.fireUserInboundEventTriggered(event)
-        }
-        if pinged {
+    private func checkIn(context: ChannelHandlerContext) {
+        if heard {
+            heard = false
+            pinged = false
+        } else if pinged {
+            check?.cancel()
             var code = context.channel.allocator.buffer(capacity: 2)
             code.write(webSocketErrorCode: .goingAway)
-            context.writeAndFlush(
-                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)),
-                promise: nil
-            )
+            let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: code)
+            context.writeAndFlush(wrapOutboundOut(close), promise: nil)
             context.close(promise: nil)
         } else {
             pinged = true
-            context.writeAndFlush(
-                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())),
-                promise: nil
-            )
+            let ping = WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())
+            context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
         }
     }
 }
