@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
@@ -91,11 +92,29 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        /// Durable state behind one set of protocols; SQLite (GRDB) is the embedded default.
+        /// Durable state behind one set of backend-neutral protocols, and the job rules every backend applies.
         .target(
             name: "SwitchboardStore",
+            dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        /// The embedded store: one SQLite file (GRDB), for one node.
+        .target(
+            name: "SwitchboardSQLite",
             dependencies: [
+                "SwitchboardStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        /// The shared store: PostgreSQL (postgres-nio) for several nodes, with LISTEN/NOTIFY between them.
+        .target(
+            name: "SwitchboardPostgres",
+            dependencies: [
+                "SwitchboardStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -201,6 +220,8 @@ let package = Package(
                 "SwitchboardUploads",
                 "SwitchboardEngine",
                 "SwitchboardStore",
+                "SwitchboardSQLite",
+                "SwitchboardPostgres",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -267,12 +288,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardBrokerTests",
-            dependencies: ["SwitchboardBroker", "SwitchboardStore"]
+            dependencies: ["SwitchboardBroker", "SwitchboardStore", "SwitchboardSQLite"]
         ),
         .testTarget(
             name: "SwitchboardJobsTests",
             dependencies: [
-                "SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore",
+                "SwitchboardJobs", "SwitchboardBroker", "SwitchboardEngine", "SwitchboardStore", "SwitchboardSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -293,8 +314,18 @@ let package = Package(
         .testTarget(
             name: "SwitchboardUploadsTests",
             dependencies: [
-                "SwitchboardUploads", "SwitchboardBroker", "SwitchboardJobs", "SwitchboardStore",
+                "SwitchboardUploads", "SwitchboardBroker", "SwitchboardJobs", "SwitchboardStore", "SwitchboardSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        /// One conformance suite for every store backend: SQLite, and PostgreSQL at
+        /// `SWITCHBOARD_TEST_POSTGRES` (the test command starts a throwaway cluster).
+        .testTarget(
+            name: "SwitchboardStoreTests",
+            dependencies: [
+                "SwitchboardStore", "SwitchboardSQLite", "SwitchboardPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -314,6 +345,7 @@ let package = Package(
                 "SwitchboardClient",
                 "SwitchboardEngine",
                 "SwitchboardStore",
+                "SwitchboardSQLite",
             ]
         ),
     ]

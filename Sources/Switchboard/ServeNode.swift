@@ -9,7 +9,9 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardGRPC
 import SwitchboardJobs
+import SwitchboardPostgres
 import SwitchboardRTC
+import SwitchboardSQLite
 import SwitchboardStore
 import SwitchboardUploads
 
@@ -17,7 +19,7 @@ import SwitchboardUploads
 /// idempotency and the HTTP server, run as one `ServiceGroup` that stops gracefully on SIGTERM or SIGINT.
 public final class ServeNode: Sendable {
     public let settings: ServeSettings
-    public let store: SQLiteStore
+    public let store: any NodeStore
     public let workers: WorkerPool
     public let broker: Broker
     public let jobs: Jobs
@@ -35,13 +37,14 @@ public final class ServeNode: Sendable {
         onGRPCListening: @escaping GRPCListener.ListeningCallback = { _ in }
     ) async throws {
         self.settings = settings
-        self.store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
+        let store = try await Self.openStore(settings, logger: logger)
+        self.store = store
         self.workers = WorkerPool(threads: settings.workerThreads)
         self.registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         self.broker = Broker(store: store, configuration: settings.broker, metrics: metrics)
         self.jobs = Jobs(store: store, broker: broker, configuration: settings.jobs, logger: logger)
-        let uploadsDirectory = (settings.dataDirectory as NSString).appendingPathComponent("uploads")
+        let uploadsDirectory = settings.resolvedUploadsDirectory
         let handlers = JobHandlers([
             SleepHandler(), SHA256Handler(workers: workers, uploadsDirectory: uploadsDirectory), WebhookHandler(),
         ])
@@ -123,23 +126,39 @@ public final class ServeNode: Sendable {
                 iceServers.listening(host: configuration.host, port: port, tlsPort: tlsPort)
             }
         }
-        logger.info("Store open", metadata: ["kind": "\(store.kind)", "path": "\(store.path)"])
+        // Another node's commits wake this node's subscribers and workers.
+        let (broker, jobs) = (self.broker, self.jobs)
+        let relay = (store as? any SharedStore).map { shared in
+            RemoteChangeRelay(changes: shared.remoteChanges, broker: broker, jobs: jobs)
+        }
+        // Stopped in reverse: the broker first, ending subscriptions so that streaming responses finish,
+        // then the server drains, the built-in workers finish their attempts, and the lease sweeper, the
+        // pool and the store stop last.
+        let optional: [(any Service)?] = [grpc, stun]
+        let services: [any Service] =
+            [store, workers, idempotency] + (relay.map { [$0] } ?? []) + [uploads, jobs, runner, server]
+            + optional.compactMap { $0 } + [broker]
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                // Stopped in reverse: the broker first, ending subscriptions so that streaming responses
-                // finish, then the server drains, the built-in workers finish their attempts, and the
-                // lease sweeper, the pool and the store stop last.
-                services: [
-                    .init(service: store), .init(service: workers), .init(service: idempotency),
-                    .init(service: uploads),
-                    .init(service: jobs),
-                    .init(service: runner), .init(service: server),
-                ] + (grpc.map { [.init(service: $0)] } ?? []) + (stun.map { [.init(service: $0)] } ?? [])
-                    + [.init(service: broker)],
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
+    }
+
+    /// Opens the store the settings name: SQLite in the data directory, or the shared PostgreSQL.
+    private static func openStore(_ settings: ServeSettings, logger: Logger) async throws -> any NodeStore {
+        switch settings.store {
+        case .sqlite:
+            let store = try SQLiteStore(directory: settings.dataDirectory, durability: settings.durability)
+            logger.info("Store open", metadata: ["kind": "sqlite", "path": "\(store.path)"])
+            return store
+        case .postgres(let url):
+            let store = try await PostgresStore(url: url, logger: logger)
+            logger.info("Store open", metadata: ["kind": "postgres", "node": "\(store.processOwner)"])
+            return store
+        }
     }
 
     /// Runs until graceful shutdown completes.
@@ -150,5 +169,24 @@ public final class ServeNode: Sendable {
     /// Starts graceful shutdown, as SIGTERM does.
     public func shutdown() async {
         await group.triggerGracefulShutdown()
+    }
+}
+
+/// Hands the commits other nodes announce to this node's broker and job queue, until graceful shutdown.
+struct RemoteChangeRelay: Service {
+    let changes: AsyncStream<RemoteChange>
+    let broker: Broker
+    let jobs: Jobs
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            for await change in changes {
+                switch change {
+                case .appended(let topic, _): broker.remoteAppend(topic: topic)
+                case .queued(let queue, let count): jobs.remoteQueued(queue: queue, count: count)
+                case .missed: broker.remoteAppend(topic: nil)
+                }
+            }
+        }
     }
 }

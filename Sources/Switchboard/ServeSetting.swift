@@ -3,6 +3,8 @@
 public enum ServeSetting: String, CaseIterable, Sendable {
     case listen
     case data
+    case store
+    case uploadsDir = "uploads-dir"
     case executionModel = "execution-model"
     case eventLoops = "event-loops"
     case backlog
@@ -68,6 +70,10 @@ public enum ServeSetting: String, CaseIterable, Sendable {
         switch self {
         case .listen: "Address to listen on, HOST:PORT; port 0 picks a free port (default 127.0.0.1:8080)."
         case .data: "Directory of the embedded SQLite store (default ./switchboard-data)."
+        case .store:
+            "sqlite (one node, in DATA) or postgres://USER:PASSWORD@HOST:PORT/DATABASE, shared by several nodes "
+                + "(default sqlite)."
+        case .uploadsDir: "Directory of upload bytes; shared storage when nodes share a store (default DATA/uploads)."
         case .executionModel: "single, shared-listener or reuseport (default shared-listener)."
         case .eventLoops: "Event loops (threads) for network I/O (default: one per core)."
         case .backlog: "Length of the kernel's accept queue (default 1024)."

@@ -9,6 +9,7 @@ import SwitchboardEngine
 import SwitchboardGRPC
 import SwitchboardJobs
 import SwitchboardRTC
+import SwitchboardSQLite
 import SwitchboardStore
 import SwitchboardUploads
 
@@ -17,6 +18,10 @@ public struct ServeSettings: Sendable {
     public var engine = EngineConfiguration()
     /// Directory of the embedded store.
     public var dataDirectory = "./switchboard-data"
+    /// Where durable state lives.
+    public var store = StoreLocation.sqlite
+    /// Directory of upload bytes; `nil` is `uploads` under the data directory.
+    public var uploadsDirectory: String?
     public var workerThreads = System.coreCount
     public var logLevel: Logger.Level = .info
     public var accessLog = true
@@ -41,6 +46,29 @@ public struct ServeSettings: Sendable {
     }()
 
     public init() {}
+
+    /// Where the upload bytes are.
+    public var resolvedUploadsDirectory: String {
+        uploadsDirectory ?? (dataDirectory as NSString).appendingPathComponent("uploads")
+    }
+}
+
+/// The store a node uses.
+public enum StoreLocation: Sendable, Equatable {
+    /// SQLite in the data directory: the embedded default, for one node.
+    case sqlite
+    /// PostgreSQL at a `postgres://` URL, shared by every node that names it.
+    case postgres(url: String)
+
+    init?(_ text: String) {
+        if text == "sqlite" {
+            self = .sqlite
+        } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(url: text)
+        } else {
+            return nil
+        }
+    }
 }
 
 extension ServeSettings {
@@ -98,6 +126,9 @@ private struct SettingsReader {
         settings.dataDirectory =
             try read(.data, expecting: "a directory") { $0.isEmpty ? nil : $0 }
             ?? settings.dataDirectory
+        settings.store =
+            try read(.store, expecting: "sqlite or a postgres:// URL", StoreLocation.init) ?? settings.store
+        settings.uploadsDirectory = try read(.uploadsDir, expecting: "a directory") { $0.isEmpty ? nil : $0 }
         engine.executionModel =
             try read(.executionModel, expecting: "single, shared-listener or reuseport") {
                 ExecutionModel(rawValue: $0)

@@ -27,8 +27,6 @@ public final class Idempotency: HTTPResponder, Service {
     private let router: any HTTPResponder
     private let store: any IdempotencyStore
     private let configuration: Configuration
-    /// This process run: a claim left running by another one belongs to a process that died.
-    private let owner = UUID().uuidString
     private let logger: Logger
 
     public init(
@@ -67,7 +65,7 @@ public final class Idempotency: HTTPResponder, Service {
         switch try await store.claim(
             key,
             fingerprint: Self.fingerprint(request, streamed: body != nil),
-            owner: owner,
+            owner: store.processOwner,
             now: now,
             expiresAt: expiry
         ) {

@@ -63,6 +63,13 @@ public final class Broker: Service, Sendable {
         subscribers.fanOut(messages)
     }
 
+    /// Wakes the subscribers and long polls of `topic` after another node sharing the store appended to
+    /// it (`nil`: of every topic, when announcements may have been lost); they read what they miss from
+    /// the store, so this node's fan-out never carries the other nodes' messages.
+    public func remoteAppend(topic: String?) {
+        subscribers.readStore(topic: topic)
+    }
+
     /// Up to `limit` messages after `after`, at once.
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
         try await store.read(topic: topic, after: Self.clamped(after), limit: limit)

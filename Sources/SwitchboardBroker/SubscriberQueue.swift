@@ -47,6 +47,22 @@ final class SubscriberQueue: Sendable {
         resume.map { $0.0.resume(returning: $0.1) }
     }
 
+    /// Sends the subscriber back to the store: messages it has not seen were committed elsewhere (by
+    /// another node sharing the store). Buffered messages are dropped; the store has them too.
+    func readStore() {
+        let waiter: CheckedContinuation<Event, Never>? = state.withLock { state in
+            guard !state.closed else { return nil }
+            state.buffer.removeAll()
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.overflowed = true
+            return nil
+        }
+        waiter?.resume(returning: .overflowed)
+    }
+
     func close() {
         let waiter = state.withLock { state in
             state.closed = true

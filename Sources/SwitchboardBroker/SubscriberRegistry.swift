@@ -45,6 +45,16 @@ final class SubscriberRegistry: Sendable {
         }
     }
 
+    /// Sends every subscriber of `topic`, or of every topic when `nil`, back to the store.
+    func readStore(topic: String?) {
+        let queues = topics.withLock { all in
+            topic.map { all[$0].map { Array($0.values) } ?? [] } ?? all.values.flatMap(\.values)
+        }
+        for queue in queues {
+            queue.readStore()
+        }
+    }
+
     /// Ends every subscription (on shutdown).
     func closeAll() {
         for queue in topics.withLock({ $0.values.flatMap(\.values) }) {

@@ -13,8 +13,6 @@ import SwitchboardStore
 struct IdempotentCalls: Sendable {
     private let store: any IdempotencyStore
     private let retention: Duration
-    /// This process run: a claim left running by another one belongs to a process that died.
-    private let owner = UUID().uuidString
 
     init(store: any IdempotencyStore, retention: Duration) {
         self.store = store
@@ -37,7 +35,13 @@ struct IdempotentCalls: Sendable {
             let now = Date().millisecondsSince1970
             let expiry = now + retention.milliseconds
             let fingerprint = try Self.fingerprint(request.message, method: context.descriptor)
-            switch try await store.claim(key, fingerprint: fingerprint, owner: owner, now: now, expiresAt: expiry) {
+            switch try await store.claim(
+                key,
+                fingerprint: fingerprint,
+                owner: store.processOwner,
+                now: now,
+                expiresAt: expiry
+            ) {
             case .replay(let recorded):
                 return ServerResponse(
                     message: try Output(serializedBytes: recorded.body),

@@ -201,6 +201,12 @@ public final class Jobs: Service, Sendable {
         }
     }
 
+    /// Wakes up to `count` workers of this node waiting on `queue`, after jobs became due there on
+    /// another node sharing the store.
+    public func remoteQueued(queue: String, count: Int) {
+        signals.notify(queue, count: count)
+    }
+
     /// Fans the events out and wakes workers of queues that gained a due job.
     private func announce(_ changes: [JobChange]) {
         broker.announce(changes.compactMap(\.event))

@@ -56,6 +56,9 @@ public enum IdempotencyClaim: Sendable, Equatable {
 
 /// The records behind `Idempotency-Key`.
 public protocol IdempotencyStore: Sendable {
+    /// The owner this process claims keys as. A claim of another owner counts as running while that
+    /// owner's process lives; once it has died, the claim is taken over.
+    var processOwner: String { get }
     /// Claims `key` for a request with `fingerprint` on behalf of `owner` (one process run). A claim left
     /// running by another owner — a process that died mid-request — is taken over.
     func claim(_ key: IdempotencyKey, fingerprint: String, owner: String, now: Int64, expiresAt: Int64)

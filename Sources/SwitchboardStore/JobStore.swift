@@ -82,6 +82,46 @@ public struct Job: Sendable, Equatable {
     public var leaseExpiresAt: Int64?
     /// How many state changes the job has had; each is an event on its topic.
     public var version: Int64
+
+    package init(
+        id: String,
+        queue: String,
+        type: String,
+        input: Data,
+        state: JobState,
+        priority: Int,
+        attempts: Int,
+        maxAttempts: Int,
+        timeoutSeconds: Double,
+        runAt: Int64,
+        createdAt: Int64,
+        updatedAt: Int64,
+        result: Data?,
+        error: String?,
+        uniqueKey: String?,
+        leaseToken: String?,
+        leaseExpiresAt: Int64?,
+        version: Int64
+    ) {
+        self.id = id
+        self.queue = queue
+        self.type = type
+        self.input = input
+        self.state = state
+        self.priority = priority
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.timeoutSeconds = timeoutSeconds
+        self.runAt = runAt
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.result = result
+        self.error = error
+        self.uniqueKey = uniqueKey
+        self.leaseToken = leaseToken
+        self.leaseExpiresAt = leaseExpiresAt
+        self.version = version
+    }
 }
 
 /// A state change: the job after it, and the event that announced it on the job's topic, appended in the

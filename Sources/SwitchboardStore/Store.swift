@@ -10,3 +10,23 @@ public protocol Store: Service, Sendable {
     /// Succeeds when the store can answer a query now (used by `/readyz`).
     func ping() async throws
 }
+
+/// A store that several nodes share. Each node fans out its own commits; this tells it what the others
+/// committed, so that it can wake its own subscribers and workers, which then read the store.
+public protocol SharedStore: Store {
+    /// What other nodes committed, in the order they committed it, for as long as the store runs.
+    var remoteChanges: AsyncStream<RemoteChange> { get }
+}
+
+/// A commit of another node that this node's waiters may care about.
+public enum RemoteChange: Sendable, Equatable {
+    /// Messages were appended to `topic`, up to and including offset `through`.
+    case appended(topic: String, through: Int64)
+    /// `count` jobs became due on `queue`.
+    case queued(queue: String, count: Int)
+    /// Announcements may have been lost (the feed reconnected): anything may have changed.
+    case missed
+}
+
+/// Everything a node keeps in its store.
+public typealias NodeStore = Store & TopicStore & JobStore & IdempotencyStore & UploadStore & TodoStore

@@ -4,7 +4,7 @@ extension UUID {
     /// A version 7 UUID (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then random bits. Keys made
     /// of these grow in time order, so new rows land at the end of their indexes instead of on random
     /// pages, and ids sort by creation.
-    static func timeOrdered(at date: Date = Date()) -> UUID {
+    package static func timeOrdered(at date: Date = Date()) -> UUID {
         let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
         var uuid = UUID().uuid  // 122 random bits, from one call to the system's generator
         withUnsafeMutableBytes(of: &uuid) { bytes in

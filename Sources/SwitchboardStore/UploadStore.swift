@@ -58,4 +58,8 @@ public protocol UploadStore: Sendable {
     func deleteUpload(id: String) async throws
     /// Unfinished uploads whose time ran out.
     func expiredUploads(now: Int64) async throws -> [String]
+    /// Takes the write lock of an upload; `false` when another request holds it, on this node or on
+    /// another that shares the store. The lock ends with `unlockUpload` or with this process.
+    func lockUpload(id: String) async throws -> Bool
+    func unlockUpload(id: String) async
 }

@@ -7,7 +7,6 @@ import SwitchboardBroker
 import SwitchboardEngine
 import SwitchboardJobs
 import SwitchboardStore
-import Synchronization
 
 /// Resumable uploads (tus 1.0): each upload's bytes stream into a file of its own under the data
 /// directory while its offset is kept in the store. A finished upload is announced on topic `uploads`
@@ -39,7 +38,6 @@ public final class Uploads: Service, Sendable {
     /// Job types an upload's metadata may ask for.
     private let jobTypes: Set<String>
     /// Uploads with a PATCH in progress.
-    private let busy = Mutex<Set<String>>([])
     private let fileIO = NonBlockingFileIO(threadPool: .singleton)
     private let logger: Logger
 
@@ -115,6 +113,19 @@ public final class Uploads: Service, Sendable {
         checksum: UploadChecksum?,
         body: some AsyncSequence<ByteBuffer, any Error>
     ) async throws(UploadError) -> Upload {
+        // Locked before the offset is read, so that a PATCH on another node cannot move it in between.
+        try await exclusively(id) { () async throws(UploadError) -> Upload in
+            try await write(id: id, at: offset, declaredLength: declaredLength, checksum: checksum, body: body)
+        }
+    }
+
+    private func write(
+        id: String,
+        at offset: Int64,
+        declaredLength: Int64?,
+        checksum: UploadChecksum?,
+        body: some AsyncSequence<ByteBuffer, any Error>
+    ) async throws(UploadError) -> Upload {
         var upload = try await self.upload(id: id)
         if case .final = upload.concatenation { throw .finalUpload }
         guard offset == upload.offset else { throw .offsetMismatch(upload.offset) }
@@ -125,9 +136,6 @@ public final class Uploads: Service, Sendable {
             guard declaredLength <= configuration.maxSize else { throw .tooLarge(configuration.maxSize) }
             upload.length = declaredLength
         }
-        guard busy.withLock({ $0.insert(id).inserted }) else { throw .locked }
-        defer { _ = busy.withLock { $0.remove(id) } }
-
         var verifier = checksum.map(ChecksumVerifier.init)
         var written = offset
         var interruption: (any Error)?
@@ -174,10 +182,11 @@ public final class Uploads: Service, Sendable {
     /// Removes an upload and its bytes (tus termination).
     public func terminate(id: String) async throws(UploadError) {
         _ = try await upload(id: id)
-        guard !busy.withLock({ $0.contains(id) }) else { throw .locked }
-        try await attempt {
-            try await store.deleteUpload(id: id)
-            try? FileManager.default.removeItem(atPath: path(of: id))
+        try await exclusively(id) { () async throws(UploadError) in
+            try await attempt {
+                try await store.deleteUpload(id: id)
+                try? FileManager.default.removeItem(atPath: path(of: id))
+            }
         }
     }
 
@@ -185,9 +194,14 @@ public final class Uploads: Service, Sendable {
     @discardableResult
     public func removeExpired() async throws -> Int {
         let expired = try await store.expiredUploads(now: Date().millisecondsSince1970)
-        for id in expired where !busy.withLock({ $0.contains(id) }) {
-            try await store.deleteUpload(id: id)
-            try? FileManager.default.removeItem(atPath: path(of: id))
+        for id in expired {
+            // One being written to now is left for the next round.
+            try? await exclusively(id) { () async throws(UploadError) in
+                try await attempt {
+                    try await store.deleteUpload(id: id)
+                    try? FileManager.default.removeItem(atPath: path(of: id))
+                }
+            }
         }
         return expired.count
     }
@@ -254,6 +268,21 @@ public final class Uploads: Service, Sendable {
             _ = try await broker.publish(NewMessage(topic: Self.topic, contentType: "application/json", body: body))
         } catch {
             logger.error("Upload announcement failed", metadata: ["upload": "\(upload.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Runs `body` holding the upload's write lock, which the store keeps for every node sharing it;
+    /// `locked` when another request holds it.
+    private func exclusively<T>(_ id: String, _ body: () async throws(UploadError) -> T) async throws(UploadError) -> T
+    {
+        guard try await attempt({ try await store.lockUpload(id: id) }) else { throw .locked }
+        do {
+            let result = try await body()
+            await store.unlockUpload(id: id)
+            return result
+        } catch {
+            await store.unlockUpload(id: id)
+            throw error
         }
     }
 

@@ -18,6 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "YAML or JSON config file (SWITCHBOARD_CONFIG).") var config: String?
     @Option(help: .init(ServeSetting.listen.help)) var listen: String?
     @Option(help: .init(ServeSetting.data.help)) var data: String?
+    @Option(help: .init(ServeSetting.store.help)) var store: String?
+    @Option(help: .init(ServeSetting.uploadsDir.help)) var uploadsDir: String?
     @Option(help: .init(ServeSetting.executionModel.help)) var executionModel: String?
     @Option(help: .init(ServeSetting.eventLoops.help)) var eventLoops: String?
     @Option(help: .init(ServeSetting.backlog.help)) var backlog: String?
@@ -89,7 +91,8 @@ struct ServeCommand: AsyncParsableCommand {
     /// The flags the user gave, by setting.
     private var commandLine: [ServeSetting: String] {
         let given: [(ServeSetting, String?)] = [
-            (.listen, listen), (.data, data), (.executionModel, executionModel), (.eventLoops, eventLoops),
+            (.listen, listen), (.data, data), (.store, store), (.uploadsDir, uploadsDir),
+            (.executionModel, executionModel), (.eventLoops, eventLoops),
             (.backlog, backlog), (.tcpNoDelay, tcpNoDelay), (.tcpFastOpen, tcpFastOpen),
             (.maxHeaderBytes, maxHeaderBytes), (.maxBodyBytes, maxBodyBytes),
             (.headerReadTimeout, headerReadTimeout), (.idleTimeout, idleTimeout),

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardSQLite
 import SwitchboardStore
 import Testing
 

@@ -5,6 +5,7 @@ import SwitchboardBroker
 import Testing
 
 @testable import SwitchboardJobs
+@testable import SwitchboardSQLite
 @testable import SwitchboardStore
 
 /// The job queue on a real SQLite store in a temporary directory.

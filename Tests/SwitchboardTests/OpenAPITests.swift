@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SwitchboardAPI
+import SwitchboardSQLite
 import Testing
 
 @testable import Switchboard
@@ -28,6 +29,6 @@ import Testing
         )
         #expect(described.subtracting(routed).isEmpty, "described but not routed")
         #expect(routed.subtracting(described).isEmpty, "routed but not described")
-        try node.store.close()
+        try (node.store as! SQLiteStore).close()
     }
 }

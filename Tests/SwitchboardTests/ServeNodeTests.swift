@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardClient
+import SwitchboardSQLite
 import Testing
 
 @testable import Switchboard
@@ -21,7 +22,7 @@ import Testing
                 #expect(metrics.contains(#"switchboard_request_stage_seconds_count{stage="\#(stage)"}"#))
             }
             #expect(metrics.contains("switchboard_requests_total"))
-            #expect(try await node.store.journalMode() == "wal")
+            #expect(try await (node.store as! SQLiteStore).journalMode() == "wal")
         }
     }
 
@@ -35,7 +36,7 @@ import Testing
 
     @Test func readinessFailsWhenTheStoreIsClosed() async throws {
         try await withNode { node, client in
-            try node.store.close()
+            try (node.store as! SQLiteStore).close()
             await #expect(throws: SwitchboardError.self) { _ = try await client.readiness() }
             let reply = try await client.send(.GET, "/readyz")
             #expect(reply.status == .serviceUnavailable)

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import SwitchboardBroker
 import SwitchboardJobs
+import SwitchboardSQLite
 import SwitchboardStore
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ServiceLifecycle
+import SwitchboardStore
 
 /// The embedded store: one SQLite file in WAL mode under the data directory, through GRDB.
 public final class SQLiteStore: Store {
@@ -10,6 +11,9 @@ public final class SQLiteStore: Store {
     let pool: DatabasePool
     /// Group commit for the small writes (jobs, idempotency keys, uploads, todos).
     let writes: WriteBatcher
+    /// One process uses the file, so a claim of any other owner was left by a process that died.
+    public let processOwner = UUID().uuidString
+    let uploadLocks = UploadLocks()
 
     /// How hard a commit works to survive a crash.
     public enum Durability: String, Sendable {
@@ -149,5 +153,12 @@ public final class SQLiteStore: Store {
             }
         }
         return migrator
+    }
+}
+
+extension SQLiteStore {
+    /// Runs a statement directly, outside the store's operations (for tests and maintenance).
+    package func execute(_ sql: String) async throws {
+        try await pool.write { db in try db.execute(sql: sql) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SwitchboardStore
 
 extension SQLiteStore: UploadStore {
     public func newUploadID() -> String {
@@ -61,34 +62,27 @@ extension SQLiteStore: UploadStore {
             )
         }
     }
+
+    public func lockUpload(id: String) async throws -> Bool {
+        uploadLocks.lock(id)
+    }
+
+    public func unlockUpload(id: String) async {
+        uploadLocks.unlock(id)
+    }
 }
 
 extension Upload {
     init(row: Row) {
-        let parts: String? = row["parts"]
-        let kind: String? = row["concatenation"]
         self.init(
             id: row["id"],
             length: row["length"],
             offset: row["offset"],
             metadata: row["metadata"],
-            concatenation: kind == "partial"
-                ? .partial : kind == "final" ? .final(parts?.split(separator: " ").map(String.init) ?? []) : nil,
+            concatenation: Upload.concatenation(kind: row["concatenation"], parts: row["parts"]),
             createdAt: row["created_at"],
             expiresAt: row["expires_at"],
             completedAt: row["completed_at"]
         )
-    }
-
-    var concatenationKind: String? {
-        switch concatenation {
-        case .partial: "partial"
-        case .final: "final"
-        case nil: nil
-        }
-    }
-
-    var parts: String? {
-        if case .final(let ids) = concatenation { ids.joined(separator: " ") } else { nil }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SwitchboardStore
 
 extension SQLiteStore: JobStore {
     public func submit(
@@ -22,27 +23,12 @@ extension SQLiteStore: JobStore {
             let existing = try Job.fetchOne(
                 db,
                 where: "queue = ? AND unique_key = ? AND created_at >= ? ORDER BY created_at DESC",
-                arguments: [new.queue, key, now - min(new.uniqueForSeconds, Int64.max / 1000) * 1000]
+                arguments: [new.queue, key, Job.uniquenessWindowStart(for: new, now: now)]
             )
         {
             return JobChange(job: existing, event: nil)
         }
-        let job = Job(
-            id: UUID.timeOrdered().uuidString.lowercased(),
-            queue: new.queue,
-            type: new.type,
-            input: new.input,
-            state: .queued,
-            priority: new.priority,
-            attempts: 0,
-            maxAttempts: new.maxAttempts,
-            timeoutSeconds: new.timeoutSeconds,
-            runAt: new.runAt ?? now,
-            createdAt: now,
-            updatedAt: now,
-            uniqueKey: new.uniqueKey,
-            version: 1
-        )
+        let job = Job(submitted: new, now: now)
         try db.cachedStatement(
             sql: """
                 INSERT INTO jobs (id, queue, type, input, state, priority, attempts, max_attempts,
@@ -85,10 +71,7 @@ extension SQLiteStore: JobStore {
             )
             return try due.map { job in
                 var job = job
-                job.state = .running
-                job.attempts += 1
-                job.leaseToken = UUID().uuidString.lowercased()
-                job.leaseExpiresAt = now + leaseMilliseconds
+                job.lease(for: leaseMilliseconds, now: now)
                 return try Self.announce(job, now: now, in: db, event: event)
             }
         }
@@ -131,7 +114,7 @@ extension SQLiteStore: JobStore {
         try await writes.write { db in
             var job = try Self.leased(id: id, token: token, now: now, in: db)
             job.error = error
-            Self.endAttempt(&job, retry: retry, now: now)
+            job.endAttempt(retry: retry, now: now)
             return try Self.announce(job, now: now, in: db, event: event)
         }
     }
@@ -165,8 +148,8 @@ extension SQLiteStore: JobStore {
             )
             return try expired.map { job in
                 var job = job
-                job.error = "The lease expired before the worker finished (attempt \(job.attempts))"
-                Self.endAttempt(&job, retry: { _ in 0 }, now: now)
+                job.error = job.leaseExpiredError
+                job.endAttempt(retry: { _ in 0 }, now: now)
                 return try Self.announce(job, now: now, in: db, event: event)
             }
         }
@@ -187,7 +170,7 @@ extension SQLiteStore: JobStore {
             let finished = try String.fetchAll(
                 db,
                 sql: """
-                    SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'dead', 'cancelled')
+                    SELECT id FROM jobs WHERE state IN (\(Job.finishedStates.map { "'\($0)'" }.joined(separator: ", ")))
                     AND updated_at < ? LIMIT ?
                     """,
                 arguments: [before, limit]
@@ -202,21 +185,6 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    /// After a failed attempt: `failed` when not to be retried, else queued again after the retry delay
-    /// while attempts remain, else `dead`.
-    private static func endAttempt(_ job: inout Job, retry: @escaping RetryPolicy, now: Int64) {
-        guard let delay = retry(job.attempts) else {
-            job.state = .failed
-            return
-        }
-        if job.attempts >= job.maxAttempts {
-            job.state = .dead
-        } else {
-            job.state = .queued
-            job.runAt = now + delay
-        }
-    }
-
     private static func existing(id: String, in db: Database) throws -> Job {
         guard let job = try Job.fetchOne(db, where: "id = ?", arguments: [id]) else {
             throw JobStoreError.notFound
@@ -227,9 +195,7 @@ extension SQLiteStore: JobStore {
     /// The running job whose current, unexpired lease is `token`.
     private static func leased(id: String, token: String, now: Int64, in db: Database) throws -> Job {
         let job = try existing(id: id, in: db)
-        guard job.state == .running, job.leaseToken == token, let expiry = job.leaseExpiresAt, expiry > now else {
-            throw JobStoreError.leaseLost
-        }
+        guard job.isLeased(by: token, now: now) else { throw JobStoreError.leaseLost }
         return job
     }
 
@@ -241,12 +207,7 @@ extension SQLiteStore: JobStore {
         event: @escaping JobEventRenderer
     ) throws -> JobChange {
         var job = job
-        job.version += 1
-        job.updatedAt = now
-        if job.state != .running {
-            job.leaseToken = nil
-            job.leaseExpiresAt = nil
-        }
+        job.changed(at: now)
         try db.cachedStatement(
             sql: """
                 UPDATE jobs SET state = ?, attempts = ?, run_at = ?, updated_at = ?, result = ?, error = ?,
@@ -267,55 +228,15 @@ extension Job {
         updated_at, result, error, unique_key, lease_token, lease_expires_at, version
         """
 
-    init(
-        id: String,
-        queue: String,
-        type: String,
-        input: Data,
-        state: JobState,
-        priority: Int,
-        attempts: Int,
-        maxAttempts: Int,
-        timeoutSeconds: Double,
-        runAt: Int64,
-        createdAt: Int64,
-        updatedAt: Int64,
-        uniqueKey: String?,
-        version: Int64
-    ) {
-        self.init(
-            id: id,
-            queue: queue,
-            type: type,
-            input: input,
-            state: state,
-            priority: priority,
-            attempts: attempts,
-            maxAttempts: maxAttempts,
-            timeoutSeconds: timeoutSeconds,
-            runAt: runAt,
-            createdAt: createdAt,
-            updatedAt: updatedAt,
-            result: nil,
-            error: nil,
-            uniqueKey: uniqueKey,
-            leaseToken: nil,
-            leaseExpiresAt: nil,
-            version: version
-        )
-    }
-
     /// A row of `jobs`, by column name. A state this build does not know is an error, not a guess: a
     /// job must never run again because its row could not be read.
     init(row: Row) throws {
-        let state: String = row["state"]
-        guard let known = JobState(rawValue: state) else { throw CorruptJobRow(id: row["id"], state: state) }
         self.init(
             id: row["id"],
             queue: row["queue"],
             type: row["type"],
             input: row["input"],
-            state: known,
+            state: try CorruptJobRow.state(row["state"], of: row["id"]),
             priority: row["priority"],
             attempts: row["attempts"],
             maxAttempts: row["max_attempts"],
@@ -343,12 +264,4 @@ extension Job {
         )
         .map(Job.init(row:))
     }
-}
-
-/// A `jobs` row whose state is not one of `JobState`'s.
-public struct CorruptJobRow: Error, CustomStringConvertible {
-    public var id: String
-    public var state: String
-
-    public var description: String { "job \(id) has the unknown state '\(state)'" }
 }

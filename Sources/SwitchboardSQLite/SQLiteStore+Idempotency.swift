@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SwitchboardStore
 
 extension SQLiteStore: IdempotencyStore {
     public func claim(

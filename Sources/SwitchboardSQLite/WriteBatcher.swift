@@ -1,4 +1,5 @@
 import GRDB
+import SwitchboardStore
 
 /// Group commit for small writes: writes queued while one transaction commits go together into the next,
 /// each in a savepoint of its own so that one failing write does not undo the others. Callers hear back

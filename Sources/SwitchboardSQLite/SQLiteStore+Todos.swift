@@ -1,4 +1,5 @@
 import GRDB
+import SwitchboardStore
 
 extension SQLiteStore: TodoStore {
     public func createTodo(text: String) async throws -> TodoItem {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SwitchboardStore
 
 extension SQLiteStore: TopicStore {
     public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {

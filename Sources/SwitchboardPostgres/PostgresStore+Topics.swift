@@ -1,0 +1,184 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import SwitchboardStore
+
+extension PostgresStore: TopicStore {
+    public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {
+        try await transaction { connection in try await append(messages, on: connection) }
+    }
+
+    /// Appends `messages` inside the caller's transaction and announces them to the other nodes on
+    /// commit. Offsets come from each topic's row, whose lock the transaction holds until it commits: the
+    /// next transaction on the topic waits, so offsets stay dense and commit in order across nodes.
+    func append(_ messages: [NewMessage], on connection: PostgresConnection) async throws -> [StoredMessage] {
+        guard !messages.isEmpty else { return [] }
+        let timestamp = Date().millisecondsSince1970
+        var counts: [String: Int64] = [:]
+        for message in messages { counts[message.topic, default: 0] += 1 }
+        // Topics in one order on every node, so that two batches never wait for each other's rows.
+        var nextOffsets: [String: Int64] = [:]
+        for (topic, count) in counts.sorted(by: { $0.key < $1.key }) {
+            let rows = try await connection.query(
+                """
+                INSERT INTO topics (name, next_offset) VALUES (\(topic), \(count) + 1)
+                ON CONFLICT (name) DO UPDATE SET next_offset = topics.next_offset + \(count)
+                RETURNING next_offset - \(count)
+                """,
+                logger: logger
+            )
+            for try await first in rows.decode(Int64.self) { nextOffsets[topic] = first }
+        }
+        var stored: [StoredMessage] = []
+        stored.reserveCapacity(messages.count)
+        for message in messages {
+            let offset = nextOffsets[message.topic]!
+            nextOffsets[message.topic] = offset + 1
+            stored.append(
+                StoredMessage(
+                    topic: message.topic,
+                    offset: offset,
+                    id: UUID().uuidString.lowercased(),
+                    timestamp: timestamp,
+                    contentType: message.contentType,
+                    body: message.body
+                )
+            )
+        }
+        try await connection.query(
+            """
+            INSERT INTO topic_messages (topic, "offset", id, published_at, content_type, body)
+            SELECT topic, "offset", id, \(timestamp), NULLIF(content_type, ''), body
+            FROM UNNEST(\(stored.map(\.topic)), \(stored.map(\.offset)), \(stored.map(\.id)),
+                \(stored.map { $0.contentType ?? "" }), \(stored.map { ByteBuffer(data: $0.body) }))
+                AS m(topic, "offset", id, content_type, body)
+            """,
+            logger: logger
+        )
+        for (message, committed) in zip(messages, stored) {
+            try await record(message.receipt, of: committed, on: connection)
+        }
+        let announcements = nextOffsets.map { topic, next in
+            Announcement.appended(topic: topic, through: next - 1, by: processOwner)
+        }
+        try await notify(announcements, on: connection)
+        return stored
+    }
+
+    /// Sends `payloads` to the other nodes when the transaction commits.
+    func notify(_ payloads: [String], on connection: PostgresConnection) async throws {
+        guard !payloads.isEmpty else { return }
+        try await connection.query(
+            "SELECT pg_notify(\(Self.channel), payload) FROM UNNEST(\(payloads)) AS p(payload)",
+            logger: logger
+        )
+    }
+
+    public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
+        // One statement, so that the bounds and the messages come from one snapshot.
+        let rows = try await client.query(
+            """
+            SELECT t.next_offset, (SELECT MIN("offset") FROM topic_messages WHERE topic = t.name),
+                m."offset", m.id, m.published_at, m.content_type, m.body
+            FROM topics t LEFT JOIN LATERAL (
+                SELECT "offset", id, published_at, content_type, body FROM topic_messages
+                WHERE topic = t.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
+            ) m ON true
+            WHERE t.name = \(topic)
+            ORDER BY m."offset"
+            """,
+            logger: logger
+        )
+        var latest: Int64 = 0
+        var earliest: Int64?
+        var messages: [StoredMessage] = []
+        for try await (next, first, offset, id, publishedAt, contentType, body) in rows.decode(
+            (Int64, Int64?, Int64?, String?, Int64?, String?, ByteBuffer?).self
+        ) {
+            latest = next - 1
+            earliest = first
+            if let offset, let id, let publishedAt, let body {
+                messages.append(
+                    StoredMessage(
+                        topic: topic,
+                        offset: offset,
+                        id: id,
+                        timestamp: publishedAt,
+                        contentType: contentType,
+                        body: Data(buffer: body)
+                    )
+                )
+            }
+        }
+        return TopicSlice(messages: messages, earliestOffset: earliest ?? latest + 1, latestOffset: latest)
+    }
+
+    public func trim(topic: String, keeping policy: RetentionPolicy, now: Date) async throws -> Int {
+        var removed = 0
+        if let maxMessages = policy.maxMessages {
+            removed += try await count(
+                """
+                WITH gone AS (DELETE FROM topic_messages WHERE topic = \(topic) AND "offset" <=
+                    (SELECT next_offset - 1 - \(maxMessages) FROM topics WHERE name = \(topic)) RETURNING 1)
+                SELECT COUNT(*) FROM gone
+                """
+            )
+        }
+        if let maxAge = policy.maxAgeSeconds {
+            let cutoff = now.millisecondsSince1970 - maxAge * 1000
+            removed += try await count(
+                """
+                WITH gone AS (DELETE FROM topic_messages WHERE topic = \(topic) AND published_at < \(cutoff)
+                    RETURNING 1)
+                SELECT COUNT(*) FROM gone
+                """
+            )
+        }
+        return removed
+    }
+
+    public func topicNames(holdingMoreThan policy: RetentionPolicy, now: Date) async throws -> [String] {
+        let cutoff = policy.maxAgeSeconds.map { now.millisecondsSince1970 - $0 * 1000 }
+        let rows = try await client.query(
+            """
+            SELECT name FROM topics t WHERE
+                (\(policy.maxMessages)::bigint IS NOT NULL AND t.next_offset - COALESCE(
+                    (SELECT MIN("offset") FROM topic_messages m WHERE m.topic = t.name), t.next_offset)
+                    > \(policy.maxMessages)::bigint)
+                OR (\(cutoff)::bigint IS NOT NULL AND (SELECT published_at FROM topic_messages m
+                    WHERE m.topic = t.name ORDER BY "offset" LIMIT 1) < \(cutoff)::bigint)
+            """,
+            logger: logger
+        )
+        var names: [String] = []
+        for try await name in rows.decode(String.self) { names.append(name) }
+        return names
+    }
+
+    public func committedOffset(topic: String, group: String) async throws -> Int64 {
+        let rows = try await client.query(
+            "SELECT committed_offset FROM consumer_groups WHERE topic = \(topic) AND name = \(group)",
+            logger: logger
+        )
+        for try await offset in rows.decode(Int64.self) { return offset }
+        return 0
+    }
+
+    public func commit(topic: String, group: String, offset: Int64) async throws {
+        try await client.query(
+            """
+            INSERT INTO consumer_groups (topic, name, committed_offset) VALUES (\(topic), \(group), \(offset))
+            ON CONFLICT (topic, name) DO UPDATE SET committed_offset = excluded.committed_offset
+            """,
+            logger: logger
+        )
+    }
+
+    /// The single number a statement returns (a count).
+    func count(_ query: PostgresQuery) async throws -> Int {
+        for try await value in try await client.query(query, logger: logger).decode(Int64.self) {
+            return Int(value)
+        }
+        return 0
+    }
+}
