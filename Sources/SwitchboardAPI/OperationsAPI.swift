@@ -26,6 +26,8 @@ public struct OperationsAPI: Sendable {
             do {
                 try await store.ping()
                 return .json(ByteBuffer(string: #"{"status":"ready","store":"\#(store.kind)"}"#))
+            } catch let error as StoreUnavailable {
+                throw error
             } catch {
                 throw HTTPError(
                     .serviceUnavailable,
@@ -37,5 +39,12 @@ public struct OperationsAPI: Sendable {
         router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
         let document = ByteBuffer(bytes: Self.openAPIDocument)
         router.addImmediate(.GET, "/openapi.json") { _ in .json(document) }
+    }
+}
+
+extension StoreUnavailable: HTTPErrorConvertible {
+    /// 503 `store_unavailable`, to be retried: the store is down or did not answer in time.
+    public var httpError: HTTPError {
+        HTTPError(.serviceUnavailable, code: "store_unavailable", message: description, headers: ["Retry-After": "1"])
     }
 }

@@ -23,7 +23,21 @@ public struct HTTPError: Error, Sendable, Equatable {
     }
 }
 
+/// An error of another layer that knows the `HTTPError` a client should see for it.
+public protocol HTTPErrorConvertible: Error {
+    var httpError: HTTPError { get }
+}
+
 extension HTTPError {
+    /// The error a client sees for `error`: its own, or 500 `internal_error` for one that has none.
+    public static func of(_ error: any Error) -> HTTPError? {
+        switch error {
+        case let error as HTTPError: error
+        case let error as any HTTPErrorConvertible: error.httpError
+        default: nil
+        }
+    }
+
     public static func notFound(_ path: String) -> HTTPError {
         HTTPError(.notFound, code: "route_not_found", message: "No route for \(path)")
     }

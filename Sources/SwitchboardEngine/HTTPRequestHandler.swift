@@ -262,7 +262,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private static func response(to error: any Error, for request: Request, logger: Logger) -> Response {
-        if let error = error as? HTTPError {
+        if let error = HTTPError.of(error) {
             return .error(error)
         }
         logger.error("Handler failed", metadata: ["uri": "\(request.head.uri)", "error": "\(error)"])

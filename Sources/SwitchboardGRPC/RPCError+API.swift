@@ -11,7 +11,7 @@ extension RPCError {
             self = error
             return
         }
-        guard let error = error as? HTTPError else {
+        guard let error = HTTPError.of(error) else {
             if error is CancellationError {
                 self = RPCError(code: .cancelled, message: "The call was cancelled")
             } else {

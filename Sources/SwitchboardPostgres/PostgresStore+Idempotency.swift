@@ -14,7 +14,7 @@ extension PostgresStore: IdempotencyStore {
         now: Int64,
         expiresAt: Int64
     ) async throws -> IdempotencyClaim {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var inserted = false
             for try await _ in try await connection.query(
                 """
@@ -66,7 +66,7 @@ extension PostgresStore: IdempotencyStore {
     }
 
     public func record(_ response: RecordedResponse, for key: IdempotencyKey, expiresAt: Int64) async throws {
-        try await client.withConnection { connection in
+        try await withConnection { [self] connection in
             try await record(response, for: key, expiresAt: expiresAt, final: true, on: connection)
         }
     }
@@ -107,9 +107,8 @@ extension PostgresStore: IdempotencyStore {
     }
 
     public func release(_ key: IdempotencyKey) async throws {
-        try await client.query(
-            "DELETE FROM idempotency_keys WHERE principal = \(key.principal) AND key = \(key.key) AND status IS NULL",
-            logger: logger
+        try await execute(
+            "DELETE FROM idempotency_keys WHERE principal = \(key.principal) AND key = \(key.key) AND status IS NULL"
         )
     }
 

@@ -10,7 +10,7 @@ extension PostgresStore: JobStore {
         event: @escaping JobEventRenderer,
         receipt: IdempotencyReceipt<JobChange>?
     ) async throws -> JobChange {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             if let key = new.uniqueKey {
                 // Submissions of one unique key queue up here, so only the first creates the job.
                 try await connection.query(
@@ -48,13 +48,13 @@ extension PostgresStore: JobStore {
     }
 
     public func job(id: String) async throws -> Job? {
-        try await client.withConnection { connection in
+        try await withConnection { [self] connection in
             try await jobs(where: "id = $1", [id], on: connection).first
         }
     }
 
     public func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job] {
-        try await client.withConnection { connection in
+        try await withConnection { [self] connection in
             try await jobs(
                 where: """
                     ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2)
@@ -73,7 +73,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> [JobChange] {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             // Rows another node is claiming right now are skipped, not waited for.
             let due = try await jobs(
                 where: """
@@ -93,7 +93,7 @@ extension PostgresStore: JobStore {
     }
 
     public func heartbeat(id: String, token: String, leaseMilliseconds: Int64, now: Int64) async throws -> Job {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var job = try await leased(id: id, token: token, now: now, on: connection)
             job.leaseExpiresAt = now + leaseMilliseconds
             try await connection.query(
@@ -111,7 +111,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var job = try await leased(id: id, token: token, now: now, on: connection)
             job.state = .succeeded
             job.result = result
@@ -128,7 +128,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var job = try await leased(id: id, token: token, now: now, on: connection)
             job.error = error
             job.endAttempt(retry: retry, now: now)
@@ -137,7 +137,7 @@ extension PostgresStore: JobStore {
     }
 
     public func cancel(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var job = try await existing(id: id, on: connection)
             guard !job.state.isFinal else { throw JobStoreError.wrongState(job.state) }
             job.state = .cancelled
@@ -146,7 +146,7 @@ extension PostgresStore: JobStore {
     }
 
     public func requeue(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var job = try await existing(id: id, on: connection)
             guard job.state.isFinal && job.state != .succeeded else { throw JobStoreError.wrongState(job.state) }
             job.state = .queued
@@ -158,7 +158,7 @@ extension PostgresStore: JobStore {
 
     /// One node at a time sweeps (the others find the advisory lock taken and return at once).
     public func expireLeases(now: Int64, event: @escaping JobEventRenderer) async throws -> [JobChange] {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var sweeper = false
             for try await taken in try await connection.query(
                 "SELECT pg_try_advisory_xact_lock(\(Self.leaseSweepLock))",
@@ -183,16 +183,12 @@ extension PostgresStore: JobStore {
     }
 
     public func nextDue(queue: String) async throws -> Int64? {
-        let rows = try await client.query(
-            "SELECT MIN(run_at) FROM jobs WHERE queue = \(queue) AND state = 'queued'",
-            logger: logger
-        )
-        for try await due in rows.decode(Int64?.self) { return due }
-        return nil
+        try await values("SELECT MIN(run_at) FROM jobs WHERE queue = \(queue) AND state = 'queued'", as: Int64?.self)
+            .first ?? nil
     }
 
     public func deleteFinishedJobs(before: Int64, limit: Int) async throws -> Int {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             var topics: [String] = []
             for try await id in try await connection.query(
                 """

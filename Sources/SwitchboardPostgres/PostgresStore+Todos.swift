@@ -5,7 +5,7 @@ extension PostgresStore: TodoStore {
     /// Ids stay dense from 1: the table is locked for the insert, so the next id is the largest plus one
     /// (a sequence would leave holes after a rollback).
     public func createTodo(text: String) async throws -> TodoItem {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query("LOCK TABLE todos IN EXCLUSIVE MODE", logger: logger)
             for try await id in try await connection.query(
                 "INSERT INTO todos (id, text) SELECT COALESCE(MAX(id), 0) + 1, \(text) FROM todos RETURNING id",
@@ -18,13 +18,17 @@ extension PostgresStore: TodoStore {
     }
 
     public func todos() async throws -> [TodoItem] {
-        var items: [TodoItem] = []
-        for try await (id, text) in try await client.query("SELECT id, text FROM todos ORDER BY id", logger: logger)
-            .decode((Int32, String).self)
-        {
-            items.append(TodoItem(id: id, text: text))
+        try await withConnection { [self] connection in
+            var items: [TodoItem] = []
+            for try await (id, text) in try await connection.query(
+                "SELECT id, text FROM todos ORDER BY id",
+                logger: logger
+            )
+            .decode((Int32, String).self) {
+                items.append(TodoItem(id: id, text: text))
+            }
+            return items
         }
-        return items
     }
 }
 

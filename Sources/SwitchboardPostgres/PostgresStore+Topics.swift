@@ -5,7 +5,7 @@ import SwitchboardStore
 
 extension PostgresStore: TopicStore {
     public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {
-        try await transaction { connection in try await append(messages, on: connection) }
+        try await transaction { [self] connection in try await append(messages, on: connection) }
     }
 
     /// Appends `messages` inside the caller's transaction and announces them to the other nodes on
@@ -76,41 +76,43 @@ extension PostgresStore: TopicStore {
 
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {
         // One statement, so that the bounds and the messages come from one snapshot.
-        let rows = try await client.query(
-            """
-            SELECT t.next_offset, (SELECT MIN("offset") FROM topic_messages WHERE topic = t.name),
-                m."offset", m.id, m.published_at, m.content_type, m.body
-            FROM topics t LEFT JOIN LATERAL (
-                SELECT "offset", id, published_at, content_type, body FROM topic_messages
-                WHERE topic = t.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
-            ) m ON true
-            WHERE t.name = \(topic)
-            ORDER BY m."offset"
-            """,
-            logger: logger
-        )
-        var latest: Int64 = 0
-        var earliest: Int64?
-        var messages: [StoredMessage] = []
-        for try await (next, first, offset, id, publishedAt, contentType, body) in rows.decode(
-            (Int64, Int64?, Int64?, String?, Int64?, String?, ByteBuffer?).self
-        ) {
-            latest = next - 1
-            earliest = first
-            if let offset, let id, let publishedAt, let body {
-                messages.append(
-                    StoredMessage(
-                        topic: topic,
-                        offset: offset,
-                        id: id,
-                        timestamp: publishedAt,
-                        contentType: contentType,
-                        body: Data(buffer: body)
+        try await withConnection { [self] connection in
+            let rows = try await connection.query(
+                """
+                SELECT t.next_offset, (SELECT MIN("offset") FROM topic_messages WHERE topic = t.name),
+                    m."offset", m.id, m.published_at, m.content_type, m.body
+                FROM topics t LEFT JOIN LATERAL (
+                    SELECT "offset", id, published_at, content_type, body FROM topic_messages
+                    WHERE topic = t.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
+                ) m ON true
+                WHERE t.name = \(topic)
+                ORDER BY m."offset"
+                """,
+                logger: logger
+            )
+            var latest: Int64 = 0
+            var earliest: Int64?
+            var messages: [StoredMessage] = []
+            for try await (next, first, offset, id, publishedAt, contentType, body) in rows.decode(
+                (Int64, Int64?, Int64?, String?, Int64?, String?, ByteBuffer?).self
+            ) {
+                latest = next - 1
+                earliest = first
+                if let offset, let id, let publishedAt, let body {
+                    messages.append(
+                        StoredMessage(
+                            topic: topic,
+                            offset: offset,
+                            id: id,
+                            timestamp: publishedAt,
+                            contentType: contentType,
+                            body: Data(buffer: body)
+                        )
                     )
-                )
+                }
             }
+            return TopicSlice(messages: messages, earliestOffset: earliest ?? latest + 1, latestOffset: latest)
         }
-        return TopicSlice(messages: messages, earliestOffset: earliest ?? latest + 1, latestOffset: latest)
     }
 
     public func trim(topic: String, keeping policy: RetentionPolicy, now: Date) async throws -> Int {
@@ -139,7 +141,7 @@ extension PostgresStore: TopicStore {
 
     public func topicNames(holdingMoreThan policy: RetentionPolicy, now: Date) async throws -> [String] {
         let cutoff = policy.maxAgeSeconds.map { now.millisecondsSince1970 - $0 * 1000 }
-        let rows = try await client.query(
+        return try await values(
             """
             SELECT name FROM topics t WHERE
                 (\(policy.maxMessages)::bigint IS NOT NULL AND t.next_offset - COALESCE(
@@ -148,37 +150,28 @@ extension PostgresStore: TopicStore {
                 OR (\(cutoff)::bigint IS NOT NULL AND (SELECT published_at FROM topic_messages m
                     WHERE m.topic = t.name ORDER BY "offset" LIMIT 1) < \(cutoff)::bigint)
             """,
-            logger: logger
+            as: String.self
         )
-        var names: [String] = []
-        for try await name in rows.decode(String.self) { names.append(name) }
-        return names
     }
 
     public func committedOffset(topic: String, group: String) async throws -> Int64 {
-        let rows = try await client.query(
+        try await values(
             "SELECT committed_offset FROM consumer_groups WHERE topic = \(topic) AND name = \(group)",
-            logger: logger
-        )
-        for try await offset in rows.decode(Int64.self) { return offset }
-        return 0
+            as: Int64.self
+        ).first ?? 0
     }
 
     public func commit(topic: String, group: String, offset: Int64) async throws {
-        try await client.query(
+        try await execute(
             """
             INSERT INTO consumer_groups (topic, name, committed_offset) VALUES (\(topic), \(group), \(offset))
             ON CONFLICT (topic, name) DO UPDATE SET committed_offset = excluded.committed_offset
-            """,
-            logger: logger
+            """
         )
     }
 
     /// The single number a statement returns (a count).
     func count(_ query: PostgresQuery) async throws -> Int {
-        for try await value in try await client.query(query, logger: logger).decode(Int64.self) {
-            return Int(value)
-        }
-        return 0
+        Int(try await values(query, as: Int64.self).first ?? 0)
     }
 }

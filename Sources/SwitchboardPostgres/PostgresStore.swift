@@ -5,6 +5,7 @@ import NIOSSL
 import PostgresNIO
 import ServiceLifecycle
 import SwitchboardStore
+import Synchronization
 
 /// The shared store: PostgreSQL, through a pool of postgres-nio connections, for any number of nodes.
 ///
@@ -25,11 +26,15 @@ public final class PostgresStore: SharedStore {
     private let clientTask: Task<Void, Never>
     private let changes: AsyncStream<RemoteChange>.Continuation
     let uploadLocks: UploadSessionLocks
+    /// Whether the database answered the last heartbeat; while not, operations fail at once.
+    private let reachable = Atomic<Bool>(true)
 
     /// How often this node renews its row in `nodes`.
     static let heartbeat = Duration.seconds(2)
     /// How long a node may be silent before what it held is taken over.
     static let nodeTimeout: Int64 = 10_000
+    /// How long an operation may take before it fails as `StoreUnavailable`.
+    static let operationTimeout = Duration.seconds(10)
     /// The channel every node notifies and listens on.
     static let channel = "switchboard"
 
@@ -46,7 +51,7 @@ public final class PostgresStore: SharedStore {
             tls: target.tls
         )
         configuration.options.maximumConnections = maxConnections
-        configuration.options.connectTimeout = .seconds(3)
+        configuration.options.connectTimeout = .seconds(2)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
@@ -71,7 +76,9 @@ public final class PostgresStore: SharedStore {
     }
 
     public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
+        try await withConnection(timeout: .seconds(2)) { connection in
+            _ = try await connection.query("SELECT 1", logger: self.logger)
+        }
     }
 
     /// Renews this node's heartbeat and listens for the other nodes' commits until graceful shutdown;
@@ -96,21 +103,30 @@ public final class PostgresStore: SharedStore {
     /// Leaves the cluster and closes the connections; later queries fail.
     public func close() async {
         changes.finish()
-        try? await client.query("DELETE FROM nodes WHERE id = \(processOwner)", logger: logger)
+        let node = processOwner
+        try? await withConnection(timeout: .seconds(2)) { connection in
+            _ = try await connection.query("DELETE FROM nodes WHERE id = \(node)", logger: self.logger)
+        }
         await uploadLocks.close()
         clientTask.cancel()
     }
 
-    /// Records that this node is alive now.
+    /// Records that this node is alive now, and that the database answers: the probe that lets
+    /// operations through again after it was unreachable.
     private func beat() async throws {
-        let now = Date().millisecondsSince1970
-        try await client.query(
-            """
-            INSERT INTO nodes (id, seen_at) VALUES (\(processOwner), \(now))
-            ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
-            """,
-            logger: logger
-        )
+        let (node, logger) = (processOwner, logger)
+        try await bounded(.seconds(2), probe: true) {
+            try await self.leased { connection in
+                _ = try await connection.query(
+                    """
+                    INSERT INTO nodes (id, seen_at) VALUES (\(node), \(Date().millisecondsSince1970))
+                    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+                    """,
+                    logger: logger
+                )
+            }
+        }
+        reachable.store(true, ordering: .relaxed)
     }
 
     /// Hears the other nodes' commits on a connection of its own, reconnecting after a failure; after a
@@ -149,16 +165,113 @@ public final class PostgresStore: SharedStore {
         }
     }
 
-    /// Runs `body` in a transaction on a pooled connection. An error `body` throws is rethrown as it is
-    /// once the transaction has rolled back.
-    func transaction<T>(_ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
-        do {
-            return try await client.withTransaction(logger: logger, body)
-        } catch let error as PostgresTransactionError {
-            if let cause = error.closureError, error.rollbackError == nil { throw cause }
-            throw error
+    /// Runs a statement and discards what it returns.
+    func execute(_ query: PostgresQuery) async throws {
+        try await withConnection { connection in _ = try await connection.query(query, logger: self.logger) }
+    }
+
+    /// The first column of every row of `query`.
+    func values<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type) async throws -> [T] {
+        try await withConnection { connection in
+            var values: [T] = []
+            for try await value in try await connection.query(query, logger: self.logger).decode(T.self) {
+                values.append(value)
+            }
+            return values
         }
     }
+
+    /// Runs `body` on a pooled connection.
+    func withConnection<T: Sendable>(
+        timeout: Duration = operationTimeout,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await bounded(timeout) { try await self.leased(body) }
+    }
+
+    /// Runs `body` in a transaction on a pooled connection. An error `body` throws is rethrown as it is
+    /// once the transaction has rolled back.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T
+    {
+        try await bounded(Self.operationTimeout) {
+            try await self.leased { connection in
+                do {
+                    return try await connection.withTransaction(logger: self.logger) { try await body($0) }
+                } catch let error as PostgresTransactionError {
+                    if let cause = error.closureError, error.rollbackError == nil { throw cause }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on a connection from the pool. Failing to get one means the database cannot be
+    /// reached: that is `StoreUnavailable`, while what `body` throws comes out as it is.
+    private func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws
+        -> T
+    {
+        do {
+            return try await client.withConnection { connection in
+                do { return try await body(connection) } catch { throw BodyFailed(error: error) }
+            }
+        } catch let failed as BodyFailed {
+            throw failed.error
+        } catch {
+            throw StoreUnavailable(reason: "no connection to PostgreSQL: \(error)")
+        }
+    }
+
+    /// Runs a database operation within `timeout`, failing with `StoreUnavailable` when it cannot reach
+    /// the database: at once while the last heartbeat failed (unless this is the heartbeat, the `probe`),
+    /// else when the connection fails or nothing answers in time. The pool alone would keep callers
+    /// waiting for a connection until its circuit breaker trips, a minute later.
+    private func bounded<T: Sendable>(
+        _ timeout: Duration,
+        probe: Bool = false,
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard probe || reachable.load(ordering: .relaxed) else {
+            throw StoreUnavailable(reason: "PostgreSQL did not answer the last heartbeat")
+        }
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await operation() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let result = try await group.next(), let value = result else {
+                    throw StoreUnavailable(reason: "PostgreSQL did not answer within \(timeout)")
+                }
+                return value
+            }
+        } catch let error as StoreUnavailable {
+            reachable.store(false, ordering: .relaxed)
+            throw error
+        } catch  where Self.meansUnreachable(error) {
+            reachable.store(false, ordering: .relaxed)
+            throw StoreUnavailable(reason: "\(error)")
+        }
+    }
+
+    /// Whether `error` says the database cannot be reached, rather than that a statement failed.
+    private static func meansUnreachable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PSQLError where error.code == .server:
+            // Connection exceptions (08…), shutdown (57P01–57P03), too many connections (53300).
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
+        case let error as PSQLError:
+            return error.code != .queryCancelled && error.code != .tooManyParameters
+        default: return false
+        }
+    }
+}
+
+/// What the body of `leased` threw, told apart from a failure to lease.
+private struct BodyFailed: Error {
+    var error: any Error
 }
 
 /// What one node's commit tells the others, as a `NOTIFY` payload: the sending node, a kind, a number
@@ -235,6 +348,6 @@ struct PostgresURL {
 extension PostgresStore {
     /// Runs a statement directly, outside the store's operations (for tests and maintenance).
     package func execute(_ sql: String) async throws {
-        try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        try await execute(PostgresQuery(unsafeSQL: sql))
     }
 }

@@ -30,3 +30,16 @@ public enum RemoteChange: Sendable, Equatable {
 
 /// Everything a node keeps in its store.
 public typealias NodeStore = Store & TopicStore & JobStore & IdempotencyStore & UploadStore & TodoStore
+
+/// The store cannot be reached now (the database is down, or did not answer in time). The operation did
+/// not happen, or did and could not be confirmed: a client retries it, with an idempotency key where a
+/// second run would matter.
+public struct StoreUnavailable: Error, CustomStringConvertible {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { "The store is unavailable: \(reason)" }
+}

@@ -230,3 +230,106 @@ def test_an_upload_started_on_one_node_is_resumed_on_another(cluster):
     # A PATCH at a stale offset, on any node, is refused with the current one.
     status, headers, _ = request(nodes.nodes[0].url, "PATCH", path, b"x", {**tus, "Upload-Offset": "0"})
     assert status in (409, 403) or headers.get("Upload-Offset") == str(len(data))
+
+
+def wait_until(check, timeout, message):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, message()
+        time.sleep(0.2)
+
+
+def test_while_postgres_is_down_nodes_answer_503_then_recover_by_themselves(cluster):
+    nodes = cluster(2)
+    first, second = nodes.nodes
+    sse = subprocess.Popen(["curl", "-sN", "--max-time", "60", f"{second.url}/v1/topics/outage/events"],
+                           stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert request(first.url, "POST", "/v1/topics/outage/messages", b"before")[0] == 201
+    nodes.postgres("stop")
+    started = time.monotonic()
+    for node in nodes.nodes:
+        # Within a heartbeat or two every node knows, and says so at once.
+        wait_until(lambda: request(node.url, "GET", "/readyz")[0] == 503, 15, node.output)
+        status, headers, body = request(node.url, "POST", "/v1/topics/outage/messages", b"lost")
+        assert status == 503 and body["error"]["code"] == "store_unavailable" and headers["Retry-After"] == "1"
+        status, _, body = request(node.url, "POST", "/v1/jobs", {"queue": "q", "type": "t", "input": {}})
+        assert status == 503 and body["error"]["code"] == "store_unavailable"
+    assert time.monotonic() - started < 20
+    # The edge's health checks take both out: it answers for them itself.
+    wait_until(lambda: request(nodes.web, "GET", "/readyz")[0] in (502, 503), 10, nodes.edge.output)
+    nodes.postgres("start")
+    for node in nodes.nodes:
+        wait_until(lambda: request(node.url, "GET", "/readyz")[0] == 200, 30, node.output)
+    assert request(first.url, "POST", "/v1/topics/outage/messages", b"after")[0] == 201
+    # Node 2 listens again and its subscriber hears node 1's message.
+    time.sleep(1.5)
+    sse.terminate()
+    output = sse.communicate(timeout=10)[0]
+    assert [line for line in output.splitlines() if line.startswith("data: ")] == ["data: before", "data: after"]
+
+
+def test_a_node_killed_under_load_loses_nothing_acknowledged(cluster):
+    nodes = cluster(3)
+    victim = nodes.nodes[1]
+    # A subscriber on the node about to die, and an external worker there holding two jobs.
+    sse = subprocess.Popen(["curl", "-sN", "--max-time", "60", f"{victim.url}/v1/topics/load/events?after=0"],
+                           stdout=subprocess.PIPE, text=True)
+    jobs = [request(nodes.web, "POST", "/v1/jobs", {"queue": "held", "type": "t", "input": {"n": n}})[2]["id"]
+            for n in range(4)]
+    held = [request(victim.url, "POST", "/v1/queues/held/claim?lease=3", b"{}")[2]["id"] for _ in range(2)]
+    assert set(held) <= set(jobs)
+    acknowledged = []
+    lock = threading.Lock()
+
+    def publish(index):
+        # Retried through the edge until acknowledged; the key makes a retry of a publish that did commit a
+        # replay, not a second message.
+        for _ in range(100):
+            try:
+                status, _, body = request(nodes.web, "POST", "/v1/topics/load/messages", f"m{index}".encode(),
+                                          {"Content-Type": "text/plain", "Idempotency-Key": f"load-{index}"})
+            except (OSError, http.client.HTTPException):
+                status = 0
+            if status == 201:
+                with lock:
+                    acknowledged.append(body["offset"])
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"m{index} never acknowledged")
+
+    count = 400
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(publish, index) for index in range(count)]
+        time.sleep(1)
+        victim.process.kill()
+        victim.process.wait()
+        for future in futures:
+            future.result(timeout=120)
+    # Every message once, dense: retries were replays.
+    status, _, read = request(nodes.nodes[0].url, "GET", f"/v1/topics/load/messages?after=0&limit={count + 10}")
+    bodies = [m["data"] for m in read["messages"]]
+    assert sorted(bodies) == sorted(f"m{index}" for index in range(count))
+    assert [m["offset"] for m in read["messages"]] == list(range(1, count + 1))
+    assert sorted(acknowledged) == list(range(1, count + 1))
+    # The subscriber of the dead node resumes through the edge from its last id, with no gap or duplicate.
+    output = sse.communicate(timeout=10)[0]
+    seen = [int(line[4:]) for line in output.splitlines() if line.startswith("id: ")]
+    assert seen == list(range(1, len(seen) + 1))
+    resumed = subprocess.run(["curl", "-sN", "--max-time", "3", "-H", f"Last-Event-ID: {seen[-1] if seen else 0}",
+                              f"{nodes.web}/v1/topics/load/events"], capture_output=True, text=True).stdout
+    rest = [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")]
+    assert seen + rest == list(range(1, count + 1))
+    # The dead node's leased jobs run again on another node once their leases expire.
+    claimed = []
+    deadline = time.monotonic() + 20
+    while len(claimed) < len(jobs) and time.monotonic() < deadline:
+        status, _, job = request(nodes.nodes[2].url, "POST", "/v1/queues/held/claim?wait=1&lease=30", b"{}")
+        if status == 200:
+            claimed.append(job["id"])
+            done = request(nodes.nodes[2].url, "POST", f"/v1/jobs/{job['id']}/complete",
+                           {"leaseToken": job["lease"]["token"], "result": {}})
+            assert done[0] == 200
+    assert sorted(claimed) == sorted(jobs)
+    for job in held:
+        assert request(nodes.web, "GET", f"/v1/jobs/{job}")[2]["attempts"] == 2
