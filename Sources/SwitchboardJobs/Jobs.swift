@@ -33,18 +33,27 @@ public final class Jobs: Service, Sendable {
     private let store: any JobStore
     private let broker: Broker
     private let signals = QueueSignals()
+    private let clock: any WallClock
     private let logger: Logger
 
-    public init(store: any JobStore, broker: Broker, configuration: Configuration = Configuration(), logger: Logger) {
+    /// - Parameter clock: what leases, backoffs and retention are measured by.
+    public init(
+        store: any JobStore,
+        broker: Broker,
+        configuration: Configuration = Configuration(),
+        clock: any WallClock = SystemWallClock(),
+        logger: Logger
+    ) {
         self.store = store
         self.broker = broker
         self.configuration = configuration
+        self.clock = clock
         self.logger = logger
     }
 
     /// Adds a job; `receipt` is the idempotency record to commit with it.
     public func submit(_ job: NewJob, receipt: IdempotencyReceipt<JobChange>? = nil) async throws -> JobChange {
-        let change = try await store.submit(job, now: Self.now(), event: Self.event, receipt: receipt)
+        let change = try await store.submit(job, now: clock.now(), event: Self.event, receipt: receipt)
         announce([change])
         return change
     }
@@ -76,7 +85,7 @@ public final class Jobs: Service, Sendable {
                 queue: queue,
                 limit: limit,
                 leaseMilliseconds: lease,
-                now: Self.now(),
+                now: clock.now(),
                 event: Self.event
             )
             if !claimed.isEmpty {
@@ -88,7 +97,7 @@ public final class Jobs: Service, Sendable {
             // A submission wakes the wait; a scheduled job or a retry becomes due on its own.
             var nap = min(left, .seconds(1))
             if let due = try await store.nextDue(queue: queue) {
-                nap = min(nap, .milliseconds(max(0, due - Self.now())))
+                nap = min(nap, .milliseconds(max(0, due - clock.now())))
             }
             await signals.wait(queue, upTo: nap)
         }
@@ -96,7 +105,7 @@ public final class Jobs: Service, Sendable {
 
     public func heartbeat(id: String, token: String, lease: Duration? = nil) async throws -> Job {
         let lease = (lease ?? configuration.defaultLease).milliseconds
-        return try await store.heartbeat(id: id, token: token, leaseMilliseconds: lease, now: Self.now())
+        return try await store.heartbeat(id: id, token: token, leaseMilliseconds: lease, now: clock.now())
     }
 
     public func complete(id: String, token: String, result: JSONValue) async throws -> JobChange {
@@ -104,7 +113,7 @@ public final class Jobs: Service, Sendable {
             id: id,
             token: token,
             result: result.data,
-            now: Self.now(),
+            now: clock.now(),
             event: Self.event
         )
         announce([change])
@@ -119,7 +128,7 @@ public final class Jobs: Service, Sendable {
             token: token,
             error: error,
             retry: policy,
-            now: Self.now(),
+            now: clock.now(),
             event: Self.event
         )
         announce([change])
@@ -127,13 +136,13 @@ public final class Jobs: Service, Sendable {
     }
 
     public func cancel(id: String) async throws -> JobChange {
-        let change = try await store.cancel(id: id, now: Self.now(), event: Self.event)
+        let change = try await store.cancel(id: id, now: clock.now(), event: Self.event)
         announce([change])
         return change
     }
 
     public func requeue(id: String) async throws -> JobChange {
-        let change = try await store.requeue(id: id, now: Self.now(), event: Self.event)
+        let change = try await store.requeue(id: id, now: clock.now(), event: Self.event)
         announce([change])
         return change
     }
@@ -158,7 +167,7 @@ public final class Jobs: Service, Sendable {
     /// Returns jobs whose lease expired to their queue (or to `dead`); returns how many.
     @discardableResult
     public func expireLeases() async throws -> Int {
-        let changes = try await store.expireLeases(now: Self.now(), event: Self.event)
+        let changes = try await store.expireLeases(now: clock.now(), event: Self.event)
         for change in changes {
             logger.warning(
                 "Lease expired",
@@ -172,7 +181,7 @@ public final class Jobs: Service, Sendable {
     /// Deletes finished jobs older than the retention, with their events; returns how many.
     @discardableResult
     public func deleteExpiredJobs() async throws -> Int {
-        let before = Self.now() - configuration.retention.milliseconds
+        let before = clock.now() - configuration.retention.milliseconds
         var deleted = 0
         while true {
             let batch = try await store.deleteFinishedJobs(before: before, limit: 500)
@@ -210,7 +219,7 @@ public final class Jobs: Service, Sendable {
     /// Fans the events out and wakes workers of queues that gained a due job.
     private func announce(_ changes: [JobChange]) {
         broker.announce(changes.compactMap(\.event))
-        let now = Self.now()
+        let now = clock.now()
         let due = changes.filter { $0.job.state == .queued && $0.job.runAt <= now }
         for (queue, jobs) in Dictionary(grouping: due, by: \.job.queue) {
             signals.notify(queue, count: jobs.count)
@@ -231,9 +240,5 @@ public final class Jobs: Service, Sendable {
 
     private static let event: JobEventRenderer = { job in
         NewMessage(topic: topic(of: job.id), contentType: "application/json", body: JobJSON.encode(job))
-    }
-
-    static func now() -> Int64 {
-        Date().millisecondsSince1970
     }
 }

@@ -347,7 +347,7 @@ struct PostgresURL {
 
 extension PostgresStore {
     /// Runs a statement directly, outside the store's operations (for tests and maintenance).
-    package func execute(_ sql: String) async throws {
+    package func execute(unsafeSQL sql: String) async throws {
         try await execute(PostgresQuery(unsafeSQL: sql))
     }
 }

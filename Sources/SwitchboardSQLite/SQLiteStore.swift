@@ -158,7 +158,7 @@ public final class SQLiteStore: Store {
 
 extension SQLiteStore {
     /// Runs a statement directly, outside the store's operations (for tests and maintenance).
-    package func execute(_ sql: String) async throws {
+    package func execute(unsafeSQL sql: String) async throws {
         try await pool.write { db in try db.execute(sql: sql) }
     }
 }

@@ -37,10 +37,11 @@ public final class Uploads: Service, Sendable {
     private let jobs: Jobs
     /// Job types an upload's metadata may ask for.
     private let jobTypes: Set<String>
-    /// Uploads with a PATCH in progress.
     private let fileIO = NonBlockingFileIO(threadPool: .singleton)
+    private let clock: any WallClock
     private let logger: Logger
 
+    /// - Parameter clock: what expiry is measured by.
     public init(
         store: any UploadStore,
         directory: String,
@@ -48,6 +49,7 @@ public final class Uploads: Service, Sendable {
         jobs: Jobs,
         jobTypes: Set<String>,
         configuration: Configuration = Configuration(),
+        clock: any WallClock = SystemWallClock(),
         logger: Logger
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -57,6 +59,7 @@ public final class Uploads: Service, Sendable {
         self.jobs = jobs
         self.jobTypes = jobTypes
         self.configuration = configuration
+        self.clock = clock
         self.logger = logger
     }
 
@@ -75,7 +78,7 @@ public final class Uploads: Service, Sendable {
             throw .invalid("metadata job must be one of \(jobTypes.sorted().joined(separator: ", "))")
         }
         if let length, length < 0 || length > configuration.maxSize { throw .tooLarge(configuration.maxSize) }
-        let now = Date().millisecondsSince1970
+        let now = clock.now()
         var upload = Upload(
             id: store.newUploadID(),
             length: length,
@@ -100,7 +103,7 @@ public final class Uploads: Service, Sendable {
     /// The upload, unless it does not exist (`notFound`) or its time ran out (`gone`).
     public func upload(id: String) async throws(UploadError) -> Upload {
         guard let upload = try await attempt({ try await store.upload(id: id) }) else { throw .notFound }
-        guard upload.isComplete || upload.expiresAt > Date().millisecondsSince1970 else { throw .gone }
+        guard upload.isComplete || upload.expiresAt > clock.now() else { throw .gone }
         return upload
     }
 
@@ -165,7 +168,7 @@ public final class Uploads: Service, Sendable {
             if let interruption { throw UploadError(interruption) }
             guard verifier.matches() else { throw .checksumMismatch }
         }
-        let now = Date().millisecondsSince1970
+        let now = clock.now()
         upload.offset = written
         upload.expiresAt = now + configuration.expiry.milliseconds
         if upload.offset == upload.length {
@@ -193,7 +196,7 @@ public final class Uploads: Service, Sendable {
     /// Removes unfinished uploads whose time ran out; returns how many.
     @discardableResult
     public func removeExpired() async throws -> Int {
-        let expired = try await store.expiredUploads(now: Date().millisecondsSince1970)
+        let expired = try await store.expiredUploads(now: clock.now())
         for id in expired {
             // One being written to now is left for the next round.
             try? await exclusively(id) { () async throws(UploadError) in

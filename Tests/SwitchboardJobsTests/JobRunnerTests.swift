@@ -40,7 +40,7 @@ import Testing
         _ handlers: [any JobHandler],
         _ body: @Sendable (Jobs) async throws -> Void
     ) async throws {
-        let fixture = try JobsTests.Fixture()
+        let fixture = try JobsTests.Fixture(realTime: true)
         let runner = JobRunner(
             jobs: fixture.jobs,
             handlers: JobHandlers(handlers),

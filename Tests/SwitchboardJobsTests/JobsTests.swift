@@ -14,15 +14,24 @@ import Testing
         let store: SQLiteStore
         let broker: Broker
         let jobs: Jobs
+        /// The time leases, backoffs and retention are measured by, moved by the tests.
+        let clock = ManualWallClock()
 
-        init(configure: (inout Jobs.Configuration) -> Void = { _ in }) throws {
+        /// - Parameter realTime: measure by the system's clock instead of `clock` (for workers that retry).
+        init(realTime: Bool = false, configure: (inout Jobs.Configuration) -> Void = { _ in }) throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobs-\(UUID().uuidString)")
             store = try SQLiteStore(directory: directory.path)
             broker = Broker(store: store)
             var configuration = Jobs.Configuration()
             configuration.baseBackoff = .milliseconds(20)
             configure(&configuration)
-            jobs = Jobs(store: store, broker: broker, configuration: configuration, logger: Logger(label: "test"))
+            jobs = Jobs(
+                store: store,
+                broker: broker,
+                configuration: configuration,
+                clock: realTime ? SystemWallClock() : clock,
+                logger: Logger(label: "test")
+            )
         }
 
         func submit(_ queue: String = "q", type: String = "t", maxAttempts: Int = 3) async throws -> Job {
@@ -58,9 +67,11 @@ import Testing
     @Test func anExpiredLeaseReturnsTheJobAndTheOldHolderCannotComplete() async throws {
         let fixture = try Fixture()
         let job = try await fixture.submit()
-        let first = try #require(try await fixture.jobs.claim(queue: "q", lease: .milliseconds(50)))
+        let first = try #require(try await fixture.jobs.claim(queue: "q", lease: .seconds(30)))
         #expect(try await fixture.jobs.claim(queue: "q") == nil)
-        try await Task.sleep(for: .milliseconds(80))
+        fixture.clock.advance(by: .seconds(29))
+        #expect(try await fixture.jobs.expireLeases() == 0)
+        fixture.clock.advance(by: .seconds(1))
         #expect(try await fixture.jobs.expireLeases() == 1)
         let second = try #require(try await fixture.jobs.claim(queue: "q"))
         #expect(second.id == job.id && second.attempts == 2 && second.leaseToken != first.leaseToken)
@@ -75,11 +86,11 @@ import Testing
     @Test func heartbeatsKeepTheLease() async throws {
         let fixture = try Fixture()
         _ = try await fixture.submit()
-        let lease = Duration.seconds(1)
+        let lease = Duration.seconds(30)
         let claimed = try #require(try await fixture.jobs.claim(queue: "q", lease: lease))
-        // Four renewals 0.4 s apart outlive the first lease by far.
+        // Four renewals 20 s apart outlive the first lease by far.
         for _ in 0..<4 {
-            try await Task.sleep(for: .milliseconds(400))
+            fixture.clock.advance(by: .seconds(20))
             _ = try await fixture.jobs.heartbeat(id: claimed.id, token: claimed.leaseToken!, lease: lease)
             #expect(try await fixture.jobs.expireLeases() == 0)
         }
@@ -91,8 +102,10 @@ import Testing
         let first = try #require(try await fixture.jobs.claim(queue: "q"))
         let retried = try await fixture.jobs.fail(id: job.id, token: first.leaseToken!, error: "boom").job
         #expect(retried.state == .queued && retried.runAt > retried.updatedAt - 1 && retried.error == "boom")
-        // Not due before its backoff; the claim waits for it.
-        let second = try #require(try await fixture.jobs.claim(queue: "q", waitingUpTo: .seconds(2)))
+        // Not due before its backoff.
+        #expect(try await fixture.jobs.claim(queue: "q") == nil)
+        fixture.clock.advance(by: .seconds(1))
+        let second = try #require(try await fixture.jobs.claim(queue: "q"))
         let dead = try await fixture.jobs.fail(id: job.id, token: second.leaseToken!, error: "boom again").job
         #expect(dead.state == .dead && dead.attempts == 2)
         #expect(try await fixture.jobs.jobs(queue: "q", state: .dead, limit: 10).map(\.id) == [job.id])
@@ -147,11 +160,12 @@ import Testing
     }
 
     @Test func finishedJobsPastTheirRetentionAreDeletedWithTheirEvents() async throws {
-        let fixture = try Fixture { $0.retention = .milliseconds(50) }
+        let fixture = try Fixture { $0.retention = .seconds(7 * 24 * 3600) }
         let done = try await fixture.submit()
         let live = try await fixture.submit()
         _ = try await fixture.jobs.cancel(id: done.id)
-        try await Task.sleep(for: .milliseconds(80))
+        #expect(try await fixture.jobs.deleteExpiredJobs() == 0)
+        fixture.clock.advance(by: .seconds(7 * 24 * 3600 + 1))
         #expect(try await fixture.jobs.deleteExpiredJobs() == 1)
         #expect(try await fixture.jobs.job(id: done.id) == nil)
         #expect(try await fixture.announcedStates(done.id).isEmpty)

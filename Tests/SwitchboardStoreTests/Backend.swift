@@ -40,8 +40,8 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// Runs SQL on the store's database directly (to corrupt a row, say).
     func execute(_ sql: String, on store: any NodeStore) async throws {
         switch store {
-        case let store as SQLiteStore: try await store.execute(sql)
-        case let store as PostgresStore: try await store.execute(sql)
+        case let store as SQLiteStore: try await store.execute(unsafeSQL: sql)
+        case let store as PostgresStore: try await store.execute(unsafeSQL: sql)
         default: Issue.record("unknown store \(store.kind)")
         }
     }

@@ -40,4 +40,17 @@ import Testing
         await nodes[0].close()  // leaves the cluster, as a node that stopped heartbeating would be seen
         #expect(try await claim(nodes[1]) == .started)
     }
+
+    @Test func nodesStartingTogetherMigrateTheSchemaOnce() async throws {
+        let url = try await TestDatabase.create()
+        let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await PostgresStore(url: url, maxConnections: 2, logger: TestDatabase.logger) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(stores.count == 4)
+        _ = try await stores[0].append([NewMessage(topic: "t", body: Data())])
+        #expect(try await stores[3].read(topic: "t", after: 0, limit: 1).latestOffset == 1)
+    }
 }

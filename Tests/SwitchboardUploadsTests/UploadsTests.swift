@@ -7,12 +7,15 @@ import SwitchboardSQLite
 import SwitchboardStore
 import Testing
 
+@testable import SwitchboardStore
 @testable import SwitchboardUploads
 
 /// Uploads over a real SQLite store and real files in a temporary directory.
 @Suite struct UploadsTests {
     let uploads: Uploads
     let broker: Broker
+    /// The time uploads expire by, moved by the tests.
+    let clock = ManualWallClock()
 
     init() throws {
         try self.init(expiry: .seconds(60))
@@ -32,6 +35,7 @@ import Testing
             jobs: jobs,
             jobTypes: ["sha256"],
             configuration: configuration,
+            clock: clock,
             logger: Logger(label: "test")
         )
     }
@@ -86,9 +90,11 @@ import Testing
     }
 
     @Test func unfinishedUploadsExpireAndAreRemoved() async throws {
-        let uploads = try UploadsTests(expiry: .milliseconds(100)).uploads
+        let fixture = try UploadsTests(expiry: .seconds(3600))
+        let uploads = fixture.uploads
         let upload = try await uploads.create(length: 10, metadata: "")
-        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await uploads.removeExpired() == 0)
+        fixture.clock.advance(by: .seconds(3601))
         await #expect(throws: UploadError.gone) { try await uploads.upload(id: upload.id) }
         #expect(try await uploads.removeExpired() == 1)
         await #expect(throws: UploadError.notFound) { try await uploads.upload(id: upload.id) }
