@@ -85,15 +85,17 @@ public final class ServeNode: Sendable {
             configuration: settings.idempotency,
             logger: logger
         )
-        // Outermost, so that idempotency keys and every handler see who is asking.
+        // Outermost, so that idempotency keys and every handler see who is asking: a verified token's
+        // principal, or with authentication off, explicitly anyone.
         let authentication =
             settings.authentication.isEnabled
             ? try await Authentication(wrapping: idempotency, configuration: settings.authentication) : nil
+        let access: any HTTPResponder = authentication ?? OpenAccess(wrapping: idempotency)
 
         let accessLog = settings.accessLog ? AccessLog(label: logger.label) : nil
         let server = HTTPServer(
             configuration: settings.engine,
-            responder: authentication ?? idempotency,
+            responder: access,
             metrics: EngineMetrics(factory: metrics),
             logger: logger,
             accessLog: accessLog,

@@ -52,7 +52,7 @@ public final class Authentication: HTTPResponder {
         else { return match }
         let wrapped = handler.wrapped { request, body, eventLoop in
             let principal = try await self.principal(for: request.head)
-            return try await Principal.$current.withValue(principal) {
+            return try await Caller.$current.withValue(.principal(principal)) {
                 try await handler.respond(to: request, body: body, on: eventLoop)
             }
         }
@@ -191,8 +191,7 @@ struct AccessClaims: JWTPayload {
     }
 }
 
-/// Who is making a request and what they may do, from a verified token. `current` is `nil` while
-/// authentication is off: then everything is allowed.
+/// Who is making a request and what they may do, from a verified token.
 public struct Principal: Sendable {
     public var subject: String
     public var expiresAt: Date
@@ -201,8 +200,6 @@ public struct Principal: Sendable {
     var queues: [TopicPattern]
     var rooms: [TopicPattern]
     var admin: Bool
-
-    @TaskLocal public static var current: Principal?
 
     /// What a request wants to do.
     public enum Action: Sendable {
@@ -235,19 +232,81 @@ public struct Principal: Sendable {
         case .authenticated: return true
         }
     }
+}
 
-    /// Throws 403 unless the current principal may do `action` (always allowed with authentication off).
-    public static func authorize(_ action: Action) throws {
-        try authorize(action, for: current)
+/// Who is asking, as every feature sees it: sessions (WebSocket, signaling, gRPC calls) hold theirs, and
+/// HTTP routes find theirs in `Caller.current`, which `Authentication` or `OpenAccess` establishes for
+/// every route. There is no default: a check that finds no caller refuses (authorization fails closed).
+public enum Caller: Sendable {
+    /// Authentication is off, so every request may do anything: chosen by the server's assembly only.
+    case anyone
+    /// The holder of a verified token.
+    case principal(Principal)
+
+    /// The caller of the HTTP request being handled.
+    @TaskLocal public static var current: Caller?
+
+    /// The caller of a request head: `anyone` while authentication is off (`nil`), else its token's
+    /// principal; throws 401 for a missing or bad token.
+    public static func of(_ head: HTTPRequestHead, authentication: Authentication?) async throws -> Caller {
+        guard let authentication else { return .anyone }
+        return .principal(try await authentication.principal(for: head))
     }
 
-    /// Throws 403 unless `principal` may do `action`; `nil` means authentication is off.
-    public static func authorize(_ action: Action, for principal: Principal?) throws {
-        guard let principal, !principal.may(action) else { return }
-        throw HTTPError(
-            .forbidden,
-            code: "forbidden",
-            message: "The token does not allow \(action.description)"
+    /// The caller of a bearer token, as `of(_:authentication:)`.
+    public static func of(bearer token: String?, authentication: Authentication?) async throws -> Caller {
+        guard let authentication else { return .anyone }
+        return .principal(try await authentication.principal(bearer: token))
+    }
+
+    /// The current caller; throws 403 when none was established (a route outside the access layer).
+    public static func required() throws -> Caller {
+        guard let current else {
+            throw HTTPError(.forbidden, code: "forbidden", message: "No caller is established for this request")
+        }
+        return current
+    }
+
+    /// Throws 403 unless the current caller may do `action`; with no caller, always.
+    public static func authorize(_ action: Principal.Action) throws {
+        try required().authorize(action)
+    }
+
+    public func may(_ action: Principal.Action) -> Bool {
+        switch self {
+        case .anyone: true
+        case .principal(let principal): principal.may(action)
+        }
+    }
+
+    /// Throws 403 unless this caller may do `action`.
+    public func authorize(_ action: Principal.Action) throws {
+        guard !may(action) else { return }
+        throw HTTPError(.forbidden, code: "forbidden", message: "The token does not allow \(action.description)")
+    }
+
+    /// The verified token's principal; `nil` for `anyone`.
+    public var principal: Principal? {
+        if case .principal(let principal) = self { principal } else { nil }
+    }
+}
+
+/// The access layer while authentication is off: it establishes `Caller.anyone` for every route, so that
+/// no check runs without a caller. It adds no task to any route.
+public struct OpenAccess: HTTPResponder {
+    private let router: any HTTPResponder
+
+    public init(wrapping router: any HTTPResponder) {
+        self.router = router
+    }
+
+    public func route(_ head: HTTPRequestHead) -> RouteMatch {
+        let match = router.route(head)
+        guard case .handler(let handler, let maxBodyBytes, let parameters) = match else { return match }
+        return .handler(
+            handler.binding(Caller.$current, to: .anyone),
+            maxBodyBytes: maxBodyBytes,
+            parameters: parameters
         )
     }
 }

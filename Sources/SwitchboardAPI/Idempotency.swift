@@ -59,7 +59,7 @@ public final class Idempotency: HTTPResponder, Service {
         body: RequestBodyStream?,
         on eventLoop: any EventLoop
     ) async throws -> Response {
-        let key = try Self.key(from: header, principal: Principal.current)
+        let key = try Self.key(from: header, caller: Caller.required())
         let now = Date().millisecondsSince1970
         let expiry = now + configuration.retention.milliseconds
         switch try await store.claim(
@@ -128,7 +128,7 @@ public final class Idempotency: HTTPResponder, Service {
 
     /// The key of `principal` (keys are per caller), without the quotes of its structured-field form;
     /// 1 to 255 characters.
-    public static func key(from header: String, principal: Principal?) throws -> IdempotencyKey {
+    public static func key(from header: String, caller: Caller) throws -> IdempotencyKey {
         var key = Substring(header)
         if key.count >= 2, key.first == "\"", key.last == "\"" {
             key = key.dropFirst().dropLast()
@@ -139,7 +139,7 @@ public final class Idempotency: HTTPResponder, Service {
                 message: "Idempotency-Key must be 1 to 255 characters"
             )
         }
-        return IdempotencyKey(principal: principal.map { "sub:\($0.subject)" } ?? "anonymous", key: String(key))
+        return IdempotencyKey(principal: caller.principal.map { "sub:\($0.subject)" } ?? "anonymous", key: String(key))
     }
 
     /// What makes two requests the same: method, target, content type and body. A streamed body is not

@@ -78,7 +78,7 @@ public struct JobsAPI: Sendable {
     private func submit(_ request: Request) async throws -> Response {
         let wait = try QueryParameters(request).seconds("wait", max: configuration.maxWaitSeconds)
         let body = try Self.decode(JobSubmission.self, from: request)
-        let new = try newJob(from: body, principal: Principal.current)
+        let new = try newJob(from: body, caller: Caller.required())
         var change = try await jobs.submit(new, receipt: IdempotencyScope.current?.receipt(Self.submitted))
         if let wait, let finished = try await jobs.job(id: change.job.id, finishedWithin: wait) {
             change.job = finished
@@ -102,10 +102,10 @@ public struct JobsAPI: Sendable {
 
     /// Checks a submission (any transport's): names, limits, the caller's claim on the queue, and for
     /// queues of the built-in workers, a known type and an input its handler accepts.
-    public func newJob(from body: JobSubmission, principal: Principal?) throws -> NewJob {
+    public func newJob(from body: JobSubmission, caller: Caller) throws -> NewJob {
         let queue = body.queue ?? "default"
         try Self.checkQueueName(queue)
-        try Principal.authorize(.useQueue(queue), for: principal)
+        try caller.authorize(.useQueue(queue))
         try Self.checkName(body.type, kind: "Job type", code: "job_type_invalid")
         let input = body.input ?? .null
         if configuration.builtInQueues.contains(queue) {
@@ -185,7 +185,7 @@ public struct JobsAPI: Sendable {
             try Self.checkQueueName(queue)
         }
         // Without a queue the listing spans them all: only a token for every queue may see it.
-        try Principal.authorize(.useQueue(query["queue"] ?? "*"))
+        try Caller.authorize(.useQueue(query["queue"] ?? "*"))
         let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
         return .json(ByteBuffer(bytes: JobJSON.encode(list: found)))
     }
@@ -195,7 +195,7 @@ public struct JobsAPI: Sendable {
     private func claim(_ request: Request) async throws -> Response {
         let queue = request.parameters["queue"] ?? ""
         try Self.checkQueueName(queue)
-        try Principal.authorize(.useQueue(queue))
+        try Caller.authorize(.useQueue(queue))
         let query = QueryParameters(request)
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
         let lease = try leaseDuration(query.seconds("lease", max: configuration.maxLeaseSeconds))
@@ -236,13 +236,13 @@ public struct JobsAPI: Sendable {
     private func existingJob(_ request: Request) async throws -> Job {
         let id = try Self.id(of: request)
         guard let job = try await jobs.job(id: id) else { throw Self.notFound(id) }
-        try Principal.authorize(.useQueue(job.queue))
+        try Caller.authorize(.useQueue(job.queue))
         return job
     }
 
     /// The request's job id, once the caller may use the job's queue (no lookup with authentication off).
     private func authorizedID(_ request: Request) async throws -> String {
-        guard Principal.current != nil else { return try Self.id(of: request) }
+        if case .anyone = try Caller.required() { return try Self.id(of: request) }
         return try await existingJob(request).id
     }
 

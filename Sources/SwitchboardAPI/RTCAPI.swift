@@ -32,9 +32,12 @@ public struct RTCAPI: Sendable {
     public func register(in router: inout Router) {
         let iceServers = self.iceServers
         router.add(.GET, "/v1/rtc/ice-servers") { request in
-            try Principal.authorize(.authenticated)
+            try Caller.authorize(.authenticated)
             let hostname = request.head.headers.first(name: "host").map(Self.hostname)
-            let entries = iceServers.entries(for: Principal.current?.subject ?? "anonymous", hostname: hostname)
+            let entries = iceServers.entries(
+                for: try Caller.required().principal?.subject ?? "anonymous",
+                hostname: hostname
+            )
             var json = JSONObjectWriter()
             json.raw("iceServers", Array(("[" + entries.map(Self.json).joined(separator: ",") + "]").utf8))
             json.number("ttl", iceServers.credentialLifetime)
@@ -50,7 +53,7 @@ public struct RTCAPI: Sendable {
                     message: "Room names are 1 to 200 characters of A-Z a-z 0-9 . _ -"
                 )
             }
-            try Principal.authorize(.joinRoom(room))
+            try Caller.authorize(.joinRoom(room))
             if let peer = request.query["peer"], !SignalingSession.isValid(peer: peer) {
                 throw HTTPError(
                     .badRequest,
@@ -76,17 +79,13 @@ public struct RTCAPI: Sendable {
             let request = Request(head: head)
             let room = String(request.path.split(separator: "/").last ?? "")
             guard TopicName.isValid(room) else { return nil }
-            var principal: Principal?
-            if let authentication {
-                guard let verified = try? await authentication.principal(for: head), verified.may(.joinRoom(room))
-                else { return nil }
-                principal = verified
-            }
+            guard let caller = try? await Caller.of(head, authentication: authentication), caller.may(.joinRoom(room))
+            else { return nil }
             let peer = request.query["peer"] ?? UUID().uuidString.lowercased()
             guard SignalingSession.isValid(peer: peer) else { return nil }
-            return { [principal] channel in
+            return { channel in
                 try channel.pipeline.syncOperations.addHandler(
-                    SignalingSession(rooms: rooms, room: room, peer: peer, principal: principal)
+                    SignalingSession(rooms: rooms, room: room, peer: peer, caller: caller)
                 )
             }
         }

@@ -28,16 +28,16 @@ final class SignalingSession: JSONWebSocketSession {
     private let room: String
     private let peer: String
     /// Whose token opened the socket; `nil` with authentication off.
-    private let principal: Principal?
+    private let caller: Caller
     private var joined = false
     var closing = false
     private var expiry: Scheduled<Void>?
 
-    init(rooms: SignalingRooms, room: String, peer: String, principal: Principal?) {
+    init(rooms: SignalingRooms, room: String, peer: String, caller: Caller) {
         self.rooms = rooms
         self.room = room
         self.peer = peer
-        self.principal = principal
+        self.caller = caller
     }
 
     /// Peer ids are 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
@@ -66,7 +66,7 @@ final class SignalingSession: JSONWebSocketSession {
         } catch {
             refuse("peer_id_taken", status: 409, "A peer \(peer) is already in room \(room)", context: context)
         }
-        guard joined, let principal else { return }
+        guard joined, let principal = caller.principal else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let delay = TimeAmount.milliseconds(Int64(principal.expiresAt.timeIntervalSinceNow * 1000))
         expiry = context.eventLoop.scheduleTask(in: delay) {

@@ -15,21 +15,21 @@ final class TopicWebSocketSession: JSONWebSocketSession {
     private let broker: Broker
     private let maxSubscriptions: Int
     /// Whose token opened the socket; `nil` with authentication off.
-    private let principal: Principal?
+    private let caller: Caller
     private var subscriptions: [String: Task<Void, Never>] = [:]
     private var publishes: [ObjectIdentifier: Task<Void, Never>] = [:]
     var closing = false
     private var expiry: Scheduled<Void>?
 
-    init(broker: Broker, maxSubscriptions: Int, principal: Principal?) {
+    init(broker: Broker, maxSubscriptions: Int, caller: Caller) {
         self.broker = broker
         self.maxSubscriptions = maxSubscriptions
-        self.principal = principal
+        self.caller = caller
     }
 
     /// Closes the socket when its token expires (1008, after an error frame saying so).
     func handlerAdded(context: ChannelHandlerContext) {
-        guard let principal else { return }
+        guard let principal = caller.principal else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let delay = TimeAmount.milliseconds(Int64(principal.expiresAt.timeIntervalSinceNow * 1000))
         expiry = context.eventLoop.scheduleTask(in: delay) {
@@ -50,7 +50,7 @@ final class TopicWebSocketSession: JSONWebSocketSession {
     )
         -> Bool
     {
-        guard let principal, !principal.may(action) else { return true }
+        guard !caller.may(action) else { return true }
         send(
             .error(code: "forbidden", message: "The token does not allow \(action)", ref: message.ref),
             context: context

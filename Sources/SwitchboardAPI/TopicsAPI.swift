@@ -39,14 +39,10 @@ public struct TopicsAPI: Sendable {
         let broker = self.broker
         let limit = configuration.maxSubscriptionsPerConnection
         return WebSocketEndpoint(path: "/v1/ws", maxMessageBytes: configuration.maxMessageBytes + 4096) { head in
-            var principal: Principal?
-            if let authentication {
-                guard let verified = try? await authentication.principal(for: head) else { return nil }
-                principal = verified
-            }
-            return { [principal] channel in
+            guard let caller = try? await Caller.of(head, authentication: authentication) else { return nil }
+            return { channel in
                 try channel.pipeline.syncOperations.addHandler(
-                    TopicWebSocketSession(broker: broker, maxSubscriptions: limit, principal: principal)
+                    TopicWebSocketSession(broker: broker, maxSubscriptions: limit, caller: caller)
                 )
             }
         }
@@ -86,7 +82,7 @@ public struct TopicsAPI: Sendable {
         do {
             topic = try Self.topic(of: request)
             try Self.checkPublishable(topic)
-            try Principal.authorize(.publish(topic: topic))
+            try Caller.authorize(.publish(topic: topic))
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -205,7 +201,7 @@ public struct TopicsAPI: Sendable {
         let stream = SubscriptionBox(subscription)
         let heartbeat = configuration.sseHeartbeat
         let retry = configuration.sseRetryMilliseconds
-        let expiry = Principal.current?.expiresAt
+        let expiry = Caller.current?.principal?.expiresAt
         return Response(
             headers: [
                 "Content-Type": "text/event-stream",
@@ -244,7 +240,7 @@ public struct TopicsAPI: Sendable {
     /// The request's topic, once the caller may subscribe to it.
     static func readableTopic(of request: Request) throws -> String {
         let topic = try topic(of: request)
-        try Principal.authorize(.subscribe(topic: topic))
+        try Caller.authorize(.subscribe(topic: topic))
         return topic
     }
 

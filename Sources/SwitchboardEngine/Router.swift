@@ -99,6 +99,21 @@ extension Route.Handler {
         }
     }
 
+    /// The same handler, run with `local` bound to `value`; each kind stays its kind (no task is added to
+    /// an immediate or a future handler). A `future` handler sees the value while it starts, on its loop.
+    public func binding<Value: Sendable>(_ local: TaskLocal<Value>, to value: Value) -> Route.Handler {
+        switch self {
+        case .immediate(let respond):
+            .immediate { request in try local.withValue(value) { try respond(request) } }
+        case .async(let respond):
+            .async { request in try await local.withValue(value) { try await respond(request) } }
+        case .future(let respond):
+            .future { request, eventLoop in local.withValue(value) { respond(request, eventLoop) } }
+        case .streaming(let respond):
+            .streaming { request, body in try await local.withValue(value) { try await respond(request, body) } }
+        }
+    }
+
     /// A handler that runs `respond` in place of this one: a streaming route stays streaming; any other
     /// becomes a task whose answer completes a future of the connection's event loop, which `respond` is
     /// given to run the wrapped handler on (so a `future` handler stays on its connection's loop).

@@ -23,7 +23,7 @@ struct IdempotentCalls: Sendable {
     func run<Request: SwiftProtobuf.Message, Effect, Output: SwiftProtobuf.Message>(
         _ request: ServerRequest<Request>,
         context: ServerContext,
-        principal: Principal?,
+        caller: Caller,
         answer: @escaping @Sendable (Effect) -> Output,
         perform: (IdempotencyReceipt<Effect>?) async throws -> Effect
     ) async throws -> ServerResponse<Output> {
@@ -31,7 +31,7 @@ struct IdempotentCalls: Sendable {
             return ServerResponse(message: answer(try await rpc { try await perform(nil) }))
         }
         return try await rpc {
-            let key = try Idempotency.key(from: header, principal: principal)
+            let key = try Idempotency.key(from: header, caller: caller)
             let now = Date().millisecondsSince1970
             let expiry = now + retention.milliseconds
             let fingerprint = try Self.fingerprint(request.message, method: context.descriptor)

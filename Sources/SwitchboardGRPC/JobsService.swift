@@ -18,12 +18,12 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
         request: ServerRequest<Switchboard_V1_SubmitRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Job> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        let new = try await rpc { try api.newJob(from: JobSubmission(request.message), principal: principal) }
+        let caller = try await authorizer.caller(of: request.metadata)
+        let new = try await rpc { try api.newJob(from: JobSubmission(request.message), caller: caller) }
         return try await idempotency.run(
             request,
             context: context,
-            principal: principal,
+            caller: caller,
             answer: { Switchboard_V1_Job($0.job) }
         ) { receipt in
             try await jobs.submit(new, receipt: receipt)
@@ -34,16 +34,16 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
         request: ServerRequest<Switchboard_V1_GetRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Job> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        return ServerResponse(message: .init(try await job(request.message.id, for: principal)))
+        let caller = try await authorizer.caller(of: request.metadata)
+        return ServerResponse(message: .init(try await job(request.message.id, for: caller)))
     }
 
     func watch(
         request: ServerRequest<Switchboard_V1_GetRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Switchboard_V1_Job> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        let first = try await job(request.message.id, for: principal)
+        let caller = try await authorizer.caller(of: request.metadata)
+        let first = try await job(request.message.id, for: caller)
         let lifetime = CallLifetime(metadata: request.metadata)
         return StreamingServerResponse { writer in
             try await lifetime.run {
@@ -68,8 +68,8 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
         request: ServerRequest<Switchboard_V1_GetRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Job> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        let id = try await job(request.message.id, for: principal).id
+        let caller = try await authorizer.caller(of: request.metadata)
+        let id = try await job(request.message.id, for: caller).id
         let change = try await rpc { try await api.translating { try await jobs.cancel(id: id) } }
         return ServerResponse(message: .init(change.job))
     }
@@ -78,11 +78,11 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
         request: StreamingServerRequest<Switchboard_V1_WorkRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Switchboard_V1_WorkEvent> {
-        let principal = try await authorizer.principal(of: request.metadata)
+        let caller = try await authorizer.caller(of: request.metadata)
         let lifetime = CallLifetime(metadata: request.metadata)
         return StreamingServerResponse { writer in
             try await lifetime.run {
-                try await WorkStream(service: self, principal: principal)
+                try await WorkStream(service: self, caller: caller)
                     .run(requests: request.messages, writer: writer)
             }
             return [:]
@@ -90,13 +90,13 @@ struct JobsService: Switchboard_V1_Jobs.ServiceProtocol {
     }
 
     /// The job `id`, once the caller may use its queue.
-    func job(_ text: String, for principal: Principal?) async throws -> Job {
+    func job(_ text: String, for caller: Caller) async throws -> Job {
         try await rpc {
             let id = try JobsAPI.jobID(text)
             guard let job = try await jobs.job(id: id) else {
                 throw HTTPError(.notFound, code: "job_not_found", message: "No job \(id)")
             }
-            try Principal.authorize(.useQueue(job.queue), for: principal)
+            try caller.authorize(.useQueue(job.queue))
             return job
         }
     }

@@ -11,7 +11,7 @@ struct TodoService: TodoPackage_Todo.ServiceProtocol {
         request: ServerRequest<TodoPackage_TodoItem>,
         context: ServerContext
     ) async throws -> ServerResponse<TodoPackage_TodoItem> {
-        try await authorizer.authorize(.authenticated, for: authorizer.principal(of: request.metadata))
+        try await authorizer.authorize(.authenticated, for: authorizer.caller(of: request.metadata))
         let item = try await rpc { try await store.createTodo(text: request.message.text) }
         return ServerResponse(message: .init(item))
     }
@@ -20,7 +20,7 @@ struct TodoService: TodoPackage_Todo.ServiceProtocol {
         request: ServerRequest<TodoPackage_NoParam>,
         context: ServerContext
     ) async throws -> ServerResponse<TodoPackage_TodoItems> {
-        try await authorizer.authorize(.authenticated, for: authorizer.principal(of: request.metadata))
+        try await authorizer.authorize(.authenticated, for: authorizer.caller(of: request.metadata))
         let items = try await rpc { try await store.todos() }
         return ServerResponse(message: .with { $0.items = items.map(TodoPackage_TodoItem.init) })
     }
@@ -29,7 +29,7 @@ struct TodoService: TodoPackage_Todo.ServiceProtocol {
         request: ServerRequest<TodoPackage_NoParam>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<TodoPackage_TodoItem> {
-        try await authorizer.authorize(.authenticated, for: authorizer.principal(of: request.metadata))
+        try await authorizer.authorize(.authenticated, for: authorizer.caller(of: request.metadata))
         let items = try await rpc { try await store.todos() }
         return StreamingServerResponse { writer in
             try await writer.write(contentsOf: items.map(TodoPackage_TodoItem.init))

@@ -10,7 +10,7 @@ import SwitchboardProtos
 struct TopicSession {
     let broker: Broker
     let service: TopicsService
-    let principal: Principal?
+    let caller: Caller
 
     func run(
         requests: RPCAsyncSequence<Switchboard_V1_SessionRequest, any Error>,
@@ -24,7 +24,7 @@ struct TopicSession {
             switch request.op {
             case .subscribe(let subscribe):
                 do {
-                    let topic = try service.readableTopic(subscribe.topic, principal: principal)
+                    let topic = try service.readableTopic(subscribe.topic, caller: caller)
                     guard subscriptions[topic] == nil else {
                         throw RPCError(code: .alreadyExists, message: "Already subscribed to \(topic)")
                     }
@@ -47,7 +47,7 @@ struct TopicSession {
                 try await writer.write(.with { $0.unsubscribed = unsubscribe })
             case .publish(let publish):
                 do {
-                    let message = try service.newMessage(publish.message, principal: principal)
+                    let message = try service.newMessage(publish.message, caller: caller)
                     let stored = try await rpc { try await broker.publish(message) }
                     try await writer.write(
                         .with {

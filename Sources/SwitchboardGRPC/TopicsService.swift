@@ -20,12 +20,12 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         request: ServerRequest<Switchboard_V1_PublishRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_Message> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        var message = try newMessage(request.message, principal: principal)
+        let caller = try await authorizer.caller(of: request.metadata)
+        var message = try newMessage(request.message, caller: caller)
         return try await idempotency.run(
             request,
             context: context,
-            principal: principal,
+            caller: caller,
             answer: Switchboard_V1_Message.init
         ) { receipt in
             message.receipt = receipt
@@ -37,8 +37,8 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         request: ServerRequest<Switchboard_V1_SubscribeRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Switchboard_V1_SubscribeEvent> {
-        let principal = try await authorizer.principal(of: request.metadata)
-        let topic = try readableTopic(request.message.topic, principal: principal)
+        let caller = try await authorizer.caller(of: request.metadata)
+        let topic = try readableTopic(request.message.topic, caller: caller)
         let after = try Self.after(request.message)
         let subscription = try await rpc { try await broker.subscribe(topic: topic, after: after) }
         let box = SubscriptionBox(subscription)
@@ -58,13 +58,13 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         request: StreamingServerRequest<Switchboard_V1_PublishRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Switchboard_V1_PublishStreamReply> {
-        let principal = try await authorizer.principal(of: request.metadata)
+        let caller = try await authorizer.caller(of: request.metadata)
         // Publishes are handed to the committer as they arrive (in order, group-committed with their
         // neighbours); the answer waits until every one of them is durable.
         let acknowledgements = Acknowledgements()
         do {
             for try await part in request.messages {
-                let message = try newMessage(part, principal: principal)
+                let message = try newMessage(part, caller: caller)
                 acknowledgements.expect()
                 broker.publish(message) { acknowledgements.record($0) }
             }
@@ -84,11 +84,11 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         request: StreamingServerRequest<Switchboard_V1_SessionRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Switchboard_V1_SessionEvent> {
-        let principal = try await authorizer.principal(of: request.metadata)
+        let caller = try await authorizer.caller(of: request.metadata)
         let lifetime = CallLifetime(metadata: request.metadata)
         return StreamingServerResponse { writer in
             try await lifetime.run {
-                try await TopicSession(broker: broker, service: self, principal: principal)
+                try await TopicSession(broker: broker, service: self, caller: caller)
                     .run(requests: request.messages, writer: writer)
             }
             return [:]
@@ -96,7 +96,7 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
     }
 
     /// A publish, once its topic is valid, not the server's, and allowed to the caller.
-    func newMessage(_ request: Switchboard_V1_PublishRequest, principal: Principal?) throws -> NewMessage {
+    func newMessage(_ request: Switchboard_V1_PublishRequest, caller: Caller) throws -> NewMessage {
         let topic: String
         do {
             topic = try TopicsAPI.topicName(request.topic)
@@ -105,7 +105,7 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
         } catch {
             throw RPCError(error)
         }
-        try authorizer.authorize(.publish(topic: topic), for: principal)
+        try authorizer.authorize(.publish(topic: topic), for: caller)
         return NewMessage(
             topic: topic,
             contentType: request.contentType.isEmpty ? nil : request.contentType,
@@ -125,14 +125,14 @@ struct TopicsService: Switchboard_V1_Topics.ServiceProtocol {
     }
 
     /// A topic name the caller may subscribe to.
-    func readableTopic(_ name: String, principal: Principal?) throws -> String {
+    func readableTopic(_ name: String, caller: Caller) throws -> String {
         let topic: String
         do {
             topic = try TopicsAPI.topicName(name)
         } catch {
             throw RPCError(error)
         }
-        try authorizer.authorize(.subscribe(topic: topic), for: principal)
+        try authorizer.authorize(.subscribe(topic: topic), for: caller)
         return topic
     }
 }

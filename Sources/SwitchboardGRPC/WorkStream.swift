@@ -13,7 +13,7 @@ import Synchronization
 /// stream ends go back to their queue when their lease runs out, as with any worker that vanishes.
 struct WorkStream {
     let service: JobsService
-    let principal: Principal?
+    let caller: Caller
 
     func run(
         requests: RPCAsyncSequence<Switchboard_V1_WorkRequest, any Error>,
@@ -67,7 +67,7 @@ struct WorkStream {
         for queue in start.queues {
             do {
                 try JobsAPI.checkQueueName(queue)
-                try Principal.authorize(.useQueue(queue), for: principal)
+                try caller.authorize(.useQueue(queue))
             } catch {
                 throw RPCError(error)
             }
