@@ -1,7 +1,8 @@
 import ServiceLifecycle
 
-/// Durable state of a node. One protocol, one implementation per database: SQLite now (embedded
-/// default), PostgreSQL for several nodes later; SQL dialects and connections stay behind it.
+/// Durable state of a node. One set of protocols, one implementation per database: SQLite (the embedded
+/// default, one node) and PostgreSQL (shared by several nodes); SQL dialects and connections stay behind
+/// them.
 ///
 /// A store is a `Service`: it closes cleanly once every service started after it has stopped.
 public protocol Store: Service, Sendable {
