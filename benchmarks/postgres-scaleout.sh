@@ -30,11 +30,19 @@ cat > "$work/publish.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = string.rep("x", 256)
 wrk.headers["Content-Type"] = "text/plain"
+done = function(summary, latency, requests)
+    io.write(string.format("errors %d\n", summary.errors.status + summary.errors.connect
+        + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
 LUA
 cat > "$work/job.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"type":"sleep","input":{"seconds":0}}'
 wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+    io.write(string.format("errors %d\n", summary.errors.status + summary.errors.connect
+        + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
 LUA
 
 # A fresh database on the cluster; prints its URL.
@@ -86,9 +94,10 @@ measure() {
     for index in "${!nodes[@]}"; do before_nodes[$index]=$(cpu_seconds "${nodes[$index]}"); done
     [ -n "${started[edge]:-}" ] && before_edge=$(cpu_seconds "$(pid_of edge)")
     [ -n "${pg:-}" ] && before_pg=$(cpu_seconds "$(postgres_pid)")
-    read -r rate total < <(wrk -t2 -c"$connections" -d"$duration" -s "$script" "$target" |
-        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } END { printf "%.0f %d\n", rps, total }')
-    line="$label: $rate/s ($total answered)"
+    read -r rate total errors < <(wrk -t2 -c"$connections" -d"$duration" -s "$script" "$target" |
+        awk '/^Requests\/sec/ { rps = $2 } /requests in/ { total = $1 } /^errors/ { errors = $2 }
+            END { printf "%.0f %d %d\n", rps, total, errors }')
+    line="$label: $rate/s ($total answered, $errors errors)"
     for index in "${!nodes[@]}"; do
         after=$(cpu_seconds "${nodes[$index]}")
         line+=", node $index $(cpu_per "${before_nodes[$index]}" "$after" "$total" 1000) CPU s/1k"

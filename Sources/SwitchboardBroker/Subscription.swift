@@ -41,12 +41,19 @@ public final class Subscription {
         unregister()
     }
 
-    /// The next messages, waiting for them if there are none yet; `nil` once the task is cancelled or the
-    /// broker closes.
+    /// The next messages, waiting for them if there are none yet (and for the store, while it is
+    /// unavailable); `nil` once the task is cancelled or the broker closes.
     public func next() async throws -> Event? {
         while true {
             if readingStore {
-                let slice = try await store.read(topic: topic, after: position, limit: batchSize)
+                let slice: TopicSlice
+                do {
+                    slice = try await store.read(topic: topic, after: position, limit: batchSize)
+                } catch is StoreUnavailable {
+                    // The store is down for now: the subscription outlives the outage and reads again.
+                    try await Task.sleep(for: .milliseconds(500))
+                    continue
+                }
                 if slice.earliestOffset > position + 1 && slice.latestOffset > position {
                     position = slice.earliestOffset - 1
                     return .trimmed(earliestOffset: slice.earliestOffset)

@@ -238,6 +238,9 @@ struct ReverseProxy: HTTPResponder {
                 .execute(outgoing, deadline: .now() + cluster.firstByteTimeout, logger: logger)
         } catch {
             upstream.end()
+            // The client went away (its request was cancelled, or its body broke off): no fault of the
+            // upstream's, which must not be ejected for it.
+            if Task.isCancelled || error is CancellationError || error is RequestBodyStream.ClientGone { throw error }
             throw Self.gatewayError(error, upstream: upstream)
         }
         upstream.metrics.latency.recordNanoseconds((NIODeadline.now() - started).nanoseconds)

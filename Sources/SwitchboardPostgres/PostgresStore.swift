@@ -25,6 +25,9 @@ public final class PostgresStore: SharedStore {
     private let connection: PostgresConnection.Configuration
     private let clientTask: Task<Void, Never>
     private let changes: AsyncStream<RemoteChange>.Continuation
+    /// A connection of this node's own, outside the pool: heartbeats and upload locks use it, so that a
+    /// busy pool never looks like an unreachable database.
+    private let session: SessionConnection
     let uploadLocks: UploadSessionLocks
     /// Whether the database answered the last heartbeat; while not, operations fail at once.
     private let reachable = Atomic<Bool>(true)
@@ -55,7 +58,7 @@ public final class PostgresStore: SharedStore {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
-        self.connection = PostgresConnection.Configuration(
+        var connection = PostgresConnection.Configuration(
             host: target.host,
             port: target.port,
             username: target.user,
@@ -63,9 +66,12 @@ public final class PostgresStore: SharedStore {
             database: target.database,
             tls: try target.connectionTLS()
         )
+        connection.options.connectTimeout = .seconds(2)
+        self.connection = connection
         self.clientTask = Task { await client.run() }
         (remoteChanges, changes) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
-        uploadLocks = UploadSessionLocks(configuration: connection, logger: logger)
+        session = SessionConnection(configuration: connection, logger: logger)
+        uploadLocks = UploadSessionLocks(session: session)
         do {
             try await PostgresSchema.migrate(client, logger: logger)
             try await beat()
@@ -107,24 +113,22 @@ public final class PostgresStore: SharedStore {
         try? await withConnection(timeout: .seconds(2)) { connection in
             _ = try await connection.query("DELETE FROM nodes WHERE id = \(node)", logger: self.logger)
         }
-        await uploadLocks.close()
+        await session.close()
         clientTask.cancel()
     }
 
     /// Records that this node is alive now, and that the database answers: the probe that lets
     /// operations through again after it was unreachable.
     private func beat() async throws {
-        let (node, logger) = (processOwner, logger)
+        let (node, session) = (processOwner, session)
         try await bounded(.seconds(2), probe: true) {
-            try await self.leased { connection in
-                _ = try await connection.query(
-                    """
-                    INSERT INTO nodes (id, seen_at) VALUES (\(node), \(Date().millisecondsSince1970))
-                    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
-                    """,
-                    logger: logger
-                )
-            }
+            _ = try await session.query(
+                """
+                INSERT INTO nodes (id, seen_at) VALUES (\(node), \(Date().millisecondsSince1970))
+                ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at RETURNING true
+                """,
+                as: Bool.self
+            )
         }
         reachable.store(true, ordering: .relaxed)
     }
@@ -143,7 +147,11 @@ public final class PostgresStore: SharedStore {
                 ).get()
                 do {
                     try await connection.listen(on: Self.channel) { notifications in
-                        if attempt > 0 { changes.yield(.missed) }
+                        if attempt > 0 {
+                            // Connected again, so the database answers; what was announced meanwhile is lost.
+                            reachable.store(true, ordering: .relaxed)
+                            changes.yield(.missed)
+                        }
                         attempt = 0
                         for try await notification in notifications {
                             if let change = Announcement.decode(notification.payload, ignoring: processOwner) {

@@ -3,10 +3,10 @@ import NIOCore
 import PostgresNIO
 import SwitchboardStore
 
-/// Upload write locks that hold across nodes: a PostgreSQL advisory lock per upload, taken on one
-/// connection this node keeps for them (a session lock lives as long as its connection, so a node that
-/// dies releases its locks with it), in front of the in-process locks (the same session may take a lock
-/// twice).
+/// Upload write locks that hold across nodes: a PostgreSQL advisory lock per upload, taken on the
+/// connection this node keeps outside its pool (a session lock lives as long as its connection, so a
+/// node that dies releases its locks with it), in front of the in-process locks (the same session may
+/// take a lock twice).
 final class UploadSessionLocks: Sendable {
     /// The first key of upload locks; the second is the hash of the upload id.
     private static let space: Int32 = 0x5550  // "UP"
@@ -14,8 +14,8 @@ final class UploadSessionLocks: Sendable {
     private let local = UploadLocks()
     private let session: SessionConnection
 
-    init(configuration: PostgresConnection.Configuration, logger: Logger) {
-        session = SessionConnection(configuration: configuration, logger: logger)
+    init(session: SessionConnection) {
+        self.session = session
     }
 
     func lock(_ id: String) async throws -> Bool {
@@ -38,9 +38,6 @@ final class UploadSessionLocks: Sendable {
         local.unlock(id)
     }
 
-    func close() async {
-        await session.close()
-    }
 }
 
 /// One connection kept open for session state, opened on first use and again after it fails.

@@ -208,6 +208,43 @@ def test_a_hanging_upstream_trips_the_first_byte_timeout(start_edge):
     hanging.close()
 
 
+def test_clients_that_give_up_mid_request_do_not_eject_the_upstream(start_edge):
+    # An upstream that takes half a second over each POST; clients that give up after 0.1 s.
+    slow = socket.socket()
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(64)
+    address = f"127.0.0.1:{slow.getsockname()[1]}"
+
+    def serve():
+        while True:
+            try:
+                connection, _ = slow.accept()
+            except OSError:
+                return
+
+            def answer(connection=connection):
+                with connection:
+                    connection.recv(65536)
+                    time.sleep(0.5)
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            threading.Thread(target=answer, daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    edge = start_edge({"admin": "127.0.0.1:0", "listeners": [http_listener({"cluster": "slow"})],
+                       "clusters": [{"name": "slow", "upstreams": [{"address": address}],
+                                     "eject": {"failures": 2, "ejectFor": "30s"}}]})
+    for _ in range(5):
+        subprocess.run(["curl", "-s", "--max-time", "0.1", "-X", "POST", "--data-binary", "x" * 100,
+                        f"{edge.url('web')}/work"], capture_output=True)
+    time.sleep(0.6)
+    result = subprocess.run(["curl", "-s", "-X", "POST", "--data-binary", "x", f"{edge.url('web')}/work"],
+                            capture_output=True, text=True)
+    assert result.stdout == "ok"
+    assert re.search(r"^switchboard_edge_upstream_ejections_total\{[^}]*\} 0(\.0)?$", edge.metrics(), re.M), \
+        edge.metrics()
+    slow.close()
+
+
 def test_an_upstream_that_never_accepts_trips_the_connect_timeout(start_edge):
     # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
     full = socket.socket()
