@@ -10,7 +10,7 @@ extension PostgresStore: JobStore {
         event: @escaping JobEventRenderer,
         receipt: IdempotencyReceipt<JobChange>?
     ) async throws -> JobChange {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             if let key = new.uniqueKey {
                 // Submissions of one unique key queue up here, so only the first creates the job.
                 try await connection.query(
@@ -41,7 +41,6 @@ extension PostgresStore: JobStore {
                 logger: logger
             )
             let change = JobChange(job: job, event: try await append([event(job)], on: connection).first)
-            try await announceDue([change], now: now, on: connection)
             try await record(receipt, of: change, on: connection)
             return change
         }
@@ -73,7 +72,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> [JobChange] {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             // Rows another node is claiming right now are skipped, not waited for.
             let due = try await jobs(
                 where: """
@@ -111,7 +110,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             var job = try await leased(id: id, token: token, now: now, on: connection)
             job.state = .succeeded
             job.result = result
@@ -128,7 +127,7 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             var job = try await leased(id: id, token: token, now: now, on: connection)
             job.error = error
             job.endAttempt(retry: retry, now: now)
@@ -137,7 +136,7 @@ extension PostgresStore: JobStore {
     }
 
     public func cancel(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             var job = try await existing(id: id, on: connection)
             guard !job.state.isFinal else { throw JobStoreError.wrongState(job.state) }
             job.state = .cancelled
@@ -146,7 +145,7 @@ extension PostgresStore: JobStore {
     }
 
     public func requeue(id: String, now: Int64, event: @escaping JobEventRenderer) async throws -> JobChange {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             var job = try await existing(id: id, on: connection)
             guard job.state.isFinal && job.state != .succeeded else { throw JobStoreError.wrongState(job.state) }
             job.state = .queued
@@ -158,7 +157,7 @@ extension PostgresStore: JobStore {
 
     /// One node at a time sweeps (the others find the advisory lock taken and return at once).
     public func expireLeases(now: Int64, event: @escaping JobEventRenderer) async throws -> [JobChange] {
-        try await transaction { [self] connection in
+        try await changing(now: now) { [self] connection in
             var sweeper = false
             for try await taken in try await connection.query(
                 "SELECT pg_try_advisory_xact_lock(\(Self.leaseSweepLock))",
@@ -250,17 +249,24 @@ extension PostgresStore: JobStore {
         }
         let events = try await append(saved.map(event), on: connection)
         let changes = zip(saved, events).map { JobChange(job: $0, event: $1) }
-        try await announceDue(changes, now: now, on: connection)
         return changes
     }
 
-    /// Tells the other nodes' idle workers about jobs that are due now.
-    private func announceDue(_ changes: [JobChange], now: Int64, on connection: PostgresConnection) async throws {
-        let due = changes.filter { $0.job.state == .queued && $0.job.runAt <= now }
-        let payloads = Dictionary(grouping: due, by: \.job.queue).map { queue, jobs in
-            Announcement.queued(queue: queue, count: jobs.count, by: processOwner)
-        }
-        try await notify(payloads, on: connection)
+    /// Runs a transaction of job changes, then announces them to the other nodes.
+    private func changing(
+        now: Int64,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> [JobChange]
+    ) async throws -> [JobChange] {
+        let changes = try await transaction(body)
+        announcer.changed(changes, now: now)
+        return changes
+    }
+
+    private func changing(
+        now: Int64,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> JobChange
+    ) async throws -> JobChange {
+        try await changing(now: now) { [try await body($0)] }[0]
     }
 
     /// The jobs a condition on `jobs` selects, decoded by column name.

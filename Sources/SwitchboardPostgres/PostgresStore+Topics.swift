@@ -5,12 +5,14 @@ import SwitchboardStore
 
 extension PostgresStore: TopicStore {
     public func append(_ messages: [NewMessage]) async throws -> [StoredMessage] {
-        try await transaction { [self] connection in try await append(messages, on: connection) }
+        let stored = try await transaction { [self] connection in try await append(messages, on: connection) }
+        announcer.appended(stored)
+        return stored
     }
 
-    /// Appends `messages` inside the caller's transaction and announces them to the other nodes on
-    /// commit. Offsets come from each topic's row, whose lock the transaction holds until it commits: the
-    /// next transaction on the topic waits, so offsets stay dense and commit in order across nodes.
+    /// Appends `messages` inside the caller's transaction (who announces them once it has committed).
+    /// Offsets come from each topic's row, whose lock the transaction holds until it commits: the next
+    /// transaction on the topic waits, so offsets stay dense and commit in order across nodes.
     func append(_ messages: [NewMessage], on connection: PostgresConnection) async throws -> [StoredMessage] {
         guard !messages.isEmpty else { return [] }
         let timestamp = Date().millisecondsSince1970
@@ -58,20 +60,7 @@ extension PostgresStore: TopicStore {
         for (message, committed) in zip(messages, stored) {
             try await record(message.receipt, of: committed, on: connection)
         }
-        let announcements = nextOffsets.map { topic, next in
-            Announcement.appended(topic: topic, through: next - 1, by: processOwner)
-        }
-        try await notify(announcements, on: connection)
         return stored
-    }
-
-    /// Sends `payloads` to the other nodes when the transaction commits.
-    func notify(_ payloads: [String], on connection: PostgresConnection) async throws {
-        guard !payloads.isEmpty else { return }
-        try await connection.query(
-            "SELECT pg_notify(\(Self.channel), payload) FROM UNNEST(\(payloads)) AS p(payload)",
-            logger: logger
-        )
     }
 
     public func read(topic: String, after: Int64, limit: Int) async throws -> TopicSlice {

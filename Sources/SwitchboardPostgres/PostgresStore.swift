@@ -29,6 +29,8 @@ public final class PostgresStore: SharedStore {
     /// busy pool never looks like an unreachable database.
     private let session: SessionConnection
     let uploadLocks: UploadSessionLocks
+    /// Tells the other nodes what this one committed.
+    let announcer: Announcer
     /// Whether the database answered the last heartbeat; while not, operations fail at once.
     private let reachable = Atomic<Bool>(true)
 
@@ -71,6 +73,7 @@ public final class PostgresStore: SharedStore {
         self.clientTask = Task { await client.run() }
         (remoteChanges, changes) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
         session = SessionConnection(configuration: connection, logger: logger)
+        announcer = Announcer(client: client, node: processOwner, channel: Self.channel, logger: logger)
         uploadLocks = UploadSessionLocks(session: session)
         do {
             try await PostgresSchema.migrate(client, logger: logger)
@@ -93,10 +96,19 @@ public final class PostgresStore: SharedStore {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listen() }
             group.addTask {
+                var others: Set<String> = []
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.heartbeat)
-                    do { try await self.beat() } catch {
-                        self.logger.warning("Node heartbeat failed", metadata: ["error": "\(error)"])
+                    do {
+                        try await self.beat()
+                        // A node that went silent may have died between a commit and its announcement.
+                        let live = try await self.liveNodes()
+                        if !others.subtracting(live).isEmpty { self.changes.yield(.missed) }
+                        others = live
+                    } catch {
+                        if !Task.isCancelled {
+                            self.logger.warning("Node heartbeat failed", metadata: ["error": "\(error)"])
+                        }
                     }
                 }
             }
@@ -133,6 +145,16 @@ public final class PostgresStore: SharedStore {
         reachable.store(true, ordering: .relaxed)
     }
 
+    /// The other nodes whose heartbeat is recent.
+    private func liveNodes() async throws -> Set<String> {
+        let since = Date().millisecondsSince1970 - Self.nodeTimeout
+        let ids = try await session.values(
+            "SELECT id FROM nodes WHERE seen_at > \(since) AND id <> \(processOwner)",
+            as: String.self
+        )
+        return Set(ids)
+    }
+
     /// Hears the other nodes' commits on a connection of its own, reconnecting after a failure; after a
     /// reconnection `missed` tells the node that announcements may have been lost meanwhile.
     private func listen() async {
@@ -154,7 +176,7 @@ public final class PostgresStore: SharedStore {
                         }
                         attempt = 0
                         for try await notification in notifications {
-                            if let change = Announcement.decode(notification.payload, ignoring: processOwner) {
+                            if let change = AnnouncementPayload.decode(notification.payload, ignoring: processOwner) {
                                 changes.yield(change)
                             }
                         }
@@ -255,11 +277,20 @@ public final class PostgresStore: SharedStore {
                 return value
             }
         } catch let error as StoreUnavailable {
-            reachable.store(false, ordering: .relaxed)
+            // A slow answer or a long wait for a pooled connection is the load's, not an outage: only the
+            // heartbeat's own failure stops everything.
+            if probe { markUnreachable(error) }
             throw error
         } catch  where Self.meansUnreachable(error) {
-            reachable.store(false, ordering: .relaxed)
+            markUnreachable(error)
             throw StoreUnavailable(reason: "\(error)")
+        }
+    }
+
+    /// Stops operations until a heartbeat gets through again.
+    private func markUnreachable(_ error: any Error) {
+        if reachable.exchange(false, ordering: .relaxed) {
+            logger.warning("PostgreSQL unreachable", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
@@ -280,29 +311,6 @@ public final class PostgresStore: SharedStore {
 /// What the body of `leased` threw, told apart from a failure to lease.
 private struct BodyFailed: Error {
     var error: any Error
-}
-
-/// What one node's commit tells the others, as a `NOTIFY` payload: the sending node, a kind, a number
-/// and a name, separated by tabs (names never hold tabs).
-enum Announcement {
-    static func appended(topic: String, through offset: Int64, by node: String) -> String {
-        "\(node)\ta\t\(offset)\t\(topic)"
-    }
-
-    static func queued(queue: String, count: Int, by node: String) -> String {
-        "\(node)\tq\t\(count)\t\(queue)"
-    }
-
-    /// The change a payload announces, unless this node sent it itself or it is malformed.
-    static func decode(_ payload: String, ignoring node: String) -> RemoteChange? {
-        let fields = payload.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false)
-        guard fields.count == 4, fields[0] != node, let number = Int64(fields[2]) else { return nil }
-        switch fields[1] {
-        case "a": return .appended(topic: String(fields[3]), through: number)
-        case "q": return .queued(queue: String(fields[3]), count: Int(number))
-        default: return nil
-        }
-    }
 }
 
 /// A `postgres://` URL, as `--store` takes it.

@@ -53,12 +53,18 @@ actor SessionConnection {
 
     /// The first column of the first row of `query`.
     func query<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type) async throws -> T? {
+        try await values(query, as: type).first
+    }
+
+    /// The first column of every row of `query`.
+    func values<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type) async throws -> [T] {
         let connection = try await open()
         do {
+            var values: [T] = []
             for try await value in try await connection.query(query, logger: logger).decode(T.self) {
-                return value
+                values.append(value)
             }
-            return nil
+            return values
         } catch {
             if connection.isClosed { self.connection = nil }
             throw error

@@ -53,4 +53,22 @@ import Testing
         _ = try await stores[0].append([NewMessage(topic: "t", body: Data())])
         #expect(try await stores[3].read(topic: "t", after: 0, limit: 1).latestOffset == 1)
     }
+
+    /// A node may die between a commit and its announcement: when its heartbeat stops, the others send
+    /// their subscribers back to the store.
+    @Test func aNodeThatGoesSilentMakesTheOthersRereadTheStore() async throws {
+        let nodes = try await nodes()
+        let listening = Task { try await nodes[1].run() }
+        defer { listening.cancel() }
+        var changes = nodes[1].remoteChanges.makeAsyncIterator()
+        try await Task.sleep(for: .milliseconds(2500))  // one heartbeat has seen node 0
+        await nodes[0].close()
+        let next = Task { await changes.next() }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(6))
+            next.cancel()
+        }
+        defer { timeout.cancel() }
+        #expect(await next.value == .missed)
+    }
 }
