@@ -10,24 +10,25 @@ extension PostgresStore: JobStore {
         event: @escaping JobEventRenderer,
         receipt: IdempotencyReceipt<JobChange>?
     ) async throws -> JobChange {
-        try await changing(now: now) { [self] connection in
-            if let key = new.uniqueKey {
-                // Submissions of one unique key queue up here, so only the first creates the job.
-                try await connection.query(
-                    "SELECT pg_advisory_xact_lock(hashtext(\(new.queue)), hashtext(\(key)))",
-                    logger: logger
-                )
-                let since = Job.uniquenessWindowStart(for: new, now: now)
-                let existing = try await jobs(
-                    where: "queue = $1 AND unique_key = $2 AND created_at >= $3 ORDER BY created_at DESC LIMIT 1",
-                    [new.queue, key, since],
-                    on: connection
-                )
-                if let job = existing.first {
-                    let change = JobChange(job: job, event: nil)
-                    try await record(receipt, of: change, on: connection)
-                    return change
-                }
+        guard let key = new.uniqueKey else {
+            return try await submissions.submit(Job(submitted: new, now: now), to: self, event: event, receipt: receipt)
+        }
+        return try await changing(now: now) { [self] connection in
+            // Submissions of one unique key queue up here, so only the first creates the job.
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtext(\(new.queue)), hashtext(\(key)))",
+                logger: logger
+            )
+            let since = Job.uniquenessWindowStart(for: new, now: now)
+            let existing = try await jobs(
+                where: "queue = $1 AND unique_key = $2 AND created_at >= $3 ORDER BY created_at DESC LIMIT 1",
+                [new.queue, key, since],
+                on: connection
+            )
+            if let job = existing.first {
+                let change = JobChange(job: job, event: nil)
+                try await record(receipt, of: change, on: connection)
+                return change
             }
             let job = Job(submitted: new, now: now)
             try await connection.query(
@@ -36,7 +37,7 @@ extension PostgresStore: JobStore {
                     run_at, created_at, updated_at, unique_key, version)
                 VALUES (\(job.id), \(job.queue), \(job.type), \(ByteBuffer(data: job.input)), \(job.state.rawValue),
                     \(job.priority), 0, \(job.maxAttempts), \(job.timeoutSeconds), \(job.runAt), \(now), \(now),
-                    \(job.uniqueKey), 1)
+                    \(key), 1)
                 """,
                 logger: logger
             )
@@ -110,12 +111,10 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await changing(now: now) { [self] connection in
-            var job = try await leased(id: id, token: token, now: now, on: connection)
+        try await attemptEnds.end(id: id, token: token, in: self, now: now, event: event) { job in
             job.state = .succeeded
             job.result = result
             job.error = nil
-            return try await save([job], now: now, on: connection, event: event)[0]
         }
     }
 
@@ -127,11 +126,9 @@ extension PostgresStore: JobStore {
         now: Int64,
         event: @escaping JobEventRenderer
     ) async throws -> JobChange {
-        try await changing(now: now) { [self] connection in
-            var job = try await leased(id: id, token: token, now: now, on: connection)
+        try await attemptEnds.end(id: id, token: token, in: self, now: now, event: event) { job in
             job.error = error
             job.endAttempt(retry: retry, now: now)
-            return try await save([job], now: now, on: connection, event: event)[0]
         }
     }
 
@@ -231,25 +228,43 @@ extension PostgresStore: JobStore {
         on connection: PostgresConnection,
         event: JobEventRenderer
     ) async throws -> [JobChange] {
-        guard !jobs.isEmpty else { return [] }
-        var saved: [Job] = []
-        for var job in jobs {
+        let saved = jobs.map { job in
+            var job = job
             job.changed(at: now)
-            try await connection.query(
-                """
-                UPDATE jobs SET state = \(job.state.rawValue), attempts = \(job.attempts), run_at = \(job.runAt),
-                    updated_at = \(job.updatedAt), result = \(job.result.map { ByteBuffer(data: $0) }),
-                    error = \(job.error), lease_token = \(job.leaseToken), lease_expires_at = \(job.leaseExpiresAt),
-                    version = \(job.version)
-                WHERE id = \(job.id)
-                """,
-                logger: logger
-            )
-            saved.append(job)
+            return job
         }
+        try await update(saved, on: connection)
         let events = try await append(saved.map(event), on: connection)
-        let changes = zip(saved, events).map { JobChange(job: $0, event: $1) }
-        return changes
+        return zip(saved, events).map { JobChange(job: $0, event: $1) }
+    }
+
+    /// Writes the changed jobs in one statement, in the caller's transaction. Arrays cannot hold NULL
+    /// here, so empty strings and -1 stand for it (a result is JSON text, never empty; an error and a
+    /// lease token are never empty either).
+    func update(_ jobs: [Job], on connection: PostgresConnection) async throws {
+        guard !jobs.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE jobs SET state = u.state, attempts = u.attempts, run_at = u.run_at, updated_at = u.updated_at,
+                result = NULLIF(u.result, ''::bytea), error = NULLIF(u.error, ''),
+                lease_token = NULLIF(u.lease_token, ''), lease_expires_at = NULLIF(u.lease_expires_at, -1),
+                version = u.version
+            FROM UNNEST(\(jobs.map(\.id)), \(jobs.map(\.state.rawValue)), \(jobs.map(\.attempts)),
+                \(jobs.map(\.runAt)), \(jobs.map(\.updatedAt)), \(jobs.map { ByteBuffer(data: $0.result ?? Data()) }),
+                \(jobs.map { $0.error ?? "" }), \(jobs.map { $0.leaseToken ?? "" }),
+                \(jobs.map { $0.leaseExpiresAt ?? -1 }), \(jobs.map(\.version)))
+                AS u(id, state, attempts, run_at, updated_at, result, error, lease_token, lease_expires_at, version)
+            WHERE jobs.id = u.id
+            """,
+            logger: logger
+        )
+    }
+
+    /// The jobs with these ids, locked for the caller's transaction (in id order, as every locker takes
+    /// them).
+    func lockedJobs(ids: [String], on connection: PostgresConnection) async throws -> [String: Job] {
+        let found = try await jobs(where: "id = ANY($1) ORDER BY id FOR UPDATE", [Array(Set(ids))], on: connection)
+        return Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Runs a transaction of job changes, then announces them to the other nodes.

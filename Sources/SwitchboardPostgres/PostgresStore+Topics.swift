@@ -18,19 +18,20 @@ extension PostgresStore: TopicStore {
         let timestamp = Date().millisecondsSince1970
         var counts: [String: Int64] = [:]
         for message in messages { counts[message.topic, default: 0] += 1 }
-        // Topics in one order on every node, so that two batches never wait for each other's rows.
+        // One statement for every topic of the batch, taking their rows in one order on every node, so
+        // that two batches never wait for each other's rows.
+        let topics = counts.keys.sorted()
         var nextOffsets: [String: Int64] = [:]
-        for (topic, count) in counts.sorted(by: { $0.key < $1.key }) {
-            let rows = try await connection.query(
-                """
-                INSERT INTO topics (name, next_offset) VALUES (\(topic), \(count) + 1)
-                ON CONFLICT (name) DO UPDATE SET next_offset = topics.next_offset + \(count)
-                RETURNING next_offset - \(count)
-                """,
-                logger: logger
-            )
-            for try await first in rows.decode(Int64.self) { nextOffsets[topic] = first }
-        }
+        let rows = try await connection.query(
+            """
+            INSERT INTO topics (name, next_offset)
+            SELECT name, count + 1 FROM UNNEST(\(topics), \(topics.map { counts[$0]! })) AS t(name, count) ORDER BY name
+            ON CONFLICT (name) DO UPDATE SET next_offset = topics.next_offset + excluded.next_offset - 1
+            RETURNING name, next_offset
+            """,
+            logger: logger
+        )
+        for try await (topic, next) in rows.decode((String, Int64).self) { nextOffsets[topic] = next - counts[topic]! }
         var stored: [StoredMessage] = []
         stored.reserveCapacity(messages.count)
         for message in messages {

@@ -31,6 +31,10 @@ public final class PostgresStore: SharedStore {
     let uploadLocks: UploadSessionLocks
     /// Tells the other nodes what this one committed.
     let announcer: Announcer
+    /// Group commit for job submissions.
+    let submissions = SubmissionBatcher()
+    /// Group commit for completed and failed attempts.
+    let attemptEnds = AttemptEndBatcher()
     /// Whether the database answered the last heartbeat; while not, operations fail at once.
     private let reachable = Atomic<Bool>(true)
 
