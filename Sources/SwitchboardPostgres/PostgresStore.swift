@@ -80,7 +80,7 @@ public final class PostgresStore: SharedStore {
         announcer = Announcer(client: client, node: processOwner, channel: Self.channel, logger: logger)
         uploadLocks = UploadSessionLocks(session: session)
         do {
-            try await PostgresSchema.migrate(client, logger: logger)
+            try await PostgresSchema.migrate(connection, logger: logger)
             try await beat()
         } catch {
             clientTask.cancel()
@@ -250,6 +250,8 @@ public final class PostgresStore: SharedStore {
             }
         } catch let failed as BodyFailed {
             throw failed.error
+        } catch  where Task.isCancelled {
+            throw CancellationError()
         } catch {
             throw StoreUnavailable(reason: "no connection to PostgreSQL: \(error)")
         }

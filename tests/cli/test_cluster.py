@@ -206,6 +206,19 @@ def test_an_idempotency_key_retried_through_another_node_is_replayed_not_rerun(c
     assert status == 422 and other["error"]["code"] == "idempotency_key_reused"
     status, _, listed = request(nodes.web, "GET", "/v1/jobs?queue=orders")
     assert [j["id"] for j in listed["jobs"]] == [created["id"]]
+    # While the first request still runs on node 1 (it waits for its job), a retry on node 2 is refused
+    # with 409; once it has answered, the retry gets its answer.
+    slow = {"type": "sleep", "input": {"seconds": 2}}
+    key = {"Idempotency-Key": "report-9"}
+    with ThreadPoolExecutor(1) as pool:
+        first_call = pool.submit(request, first.url, "POST", "/v1/jobs?wait=10", slow, key)
+        time.sleep(0.5)
+        status, _, body = request(second.url, "POST", "/v1/jobs?wait=10", slow, key)
+        assert status == 409 and body["error"]["code"] == "idempotency_key_in_use"
+        status, _, finished = first_call.result(timeout=15)
+    assert status == 200 and finished["state"] == "succeeded"
+    status, headers, again = request(second.url, "POST", "/v1/jobs?wait=10", slow, key)
+    assert status == 200 and again["id"] == finished["id"] and headers.get("Idempotent-Replayed") == "true"
 
 
 def test_an_upload_started_on_one_node_is_resumed_on_another(cluster):
