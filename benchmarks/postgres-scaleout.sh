@@ -26,24 +26,20 @@ postgres_dir=$(mktemp -d /tmp/switchboard-bench-postgres.XXXXXX)
 trap 'scripts/postgres remove "$postgres_dir"; cleanup' EXIT
 seconds=${duration%s}
 
-cat > "$work/publish.lua" <<'LUA'
+# A wrk script POSTing BODY (a Lua expression) as CONTENT-TYPE that counts non-2xx answers and errors.
+post_script() {
+    cat > "$work/$1.lua" <<LUA
 wrk.method = "POST"
-wrk.body = string.rep("x", 256)
-wrk.headers["Content-Type"] = "text/plain"
+wrk.body = $2
+wrk.headers["Content-Type"] = "$3"
 done = function(summary, latency, requests)
-    io.write(string.format("errors %d\n", summary.errors.status + summary.errors.connect
+    io.write(string.format("errors %d\\n", summary.errors.status + summary.errors.connect
         + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
-cat > "$work/job.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"type":"sleep","input":{"seconds":0}}'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-    io.write(string.format("errors %d\n", summary.errors.status + summary.errors.connect
-        + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
+}
+post_script publish 'string.rep("x", 256)' text/plain
+post_script job "'{\"type\":\"sleep\",\"input\":{\"seconds\":0}}'" application/json
 
 # A fresh database on the cluster; prints its URL.
 new_database() {
