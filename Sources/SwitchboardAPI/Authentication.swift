@@ -6,7 +6,7 @@ import NIOPosix
 import SwitchboardEngine
 
 /// Stateless authentication with JWTs (jwt-kit): with keys configured, every request but the operational
-/// ones (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) needs `Authorization: Bearer <JWT>`, or for
+/// ones (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) and the console page (`/console`) needs `Authorization: Bearer <JWT>`, or for
 /// the two routes browsers cannot set headers on (SSE and WebSocket), `?access_token=`. HS256, RS256 and
 /// ES256 tokens are accepted, from a secret, a PEM public key or a JWKS file; `exp` is required and
 /// `nbf`, `iss` and `aud` are checked. The verified claims become the request's `Principal`, which every
@@ -32,7 +32,8 @@ public final class Authentication: HTTPResponder {
     }
 
     /// Paths open without a token: probes, metrics and the API's description.
-    static let openPaths: Set<Substring> = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
+    /// The console page holds no data: what it shows, it reads with its user's token.
+    static let openPaths: Set<Substring> = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/console"]
 
     private let router: any HTTPResponder
     private let keys: JWTKeyCollection

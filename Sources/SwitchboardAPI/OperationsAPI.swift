@@ -3,12 +3,15 @@ import Prometheus
 import SwitchboardEngine
 import SwitchboardStore
 
-/// `GET /healthz` (the process answers), `GET /readyz` (the store answers), `GET /metrics` and
+/// `GET /healthz` (the process answers), `GET /readyz` (the store answers), `GET /metrics`,
 /// `GET /openapi.json`, the OpenAPI 3.1 description of the HTTP API (`openapi.json` beside this file,
-/// compiled into the binary).
+/// compiled into the binary), and `GET /console`, the web console (`console.html`, compiled in too: a
+/// page that reads the API like any client, with the token its user gives it).
 public struct OperationsAPI: Sendable {
     /// The OpenAPI description, as served.
     public static let openAPIDocument: [UInt8] = PackageResources.openapi_json
+    /// The console page, as served.
+    public static let consolePage: [UInt8] = PackageResources.console_html
 
     let store: any Store
     let registry: PrometheusCollectorRegistry
@@ -39,6 +42,20 @@ public struct OperationsAPI: Sendable {
         router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
         let document = ByteBuffer(bytes: Self.openAPIDocument)
         router.addImmediate(.GET, "/openapi.json") { _ in .json(document) }
+        let console = ByteBuffer(bytes: Self.consolePage)
+        router.addImmediate(.GET, "/console") { _ in
+            Response(
+                headers: [
+                    "Content-Type": "text/html; charset=utf-8",
+                    "Cache-Control": "no-cache",
+                    // The page's own script and styles, and the API of this origin; never framed.
+                    "Content-Security-Policy":
+                        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                        + "connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
+                ],
+                body: .buffer(console)
+            )
+        }
     }
 }
 
