@@ -200,7 +200,8 @@ public struct Principal: Sendable {
     var subscribe: [TopicPattern]
     var queues: [TopicPattern]
     var rooms: [TopicPattern]
-    var admin: Bool
+    /// May do anything (the `admin` claim).
+    public internal(set) var admin: Bool
 
     /// What a request wants to do.
     public enum Action: Sendable {

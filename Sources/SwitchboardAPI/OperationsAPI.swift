@@ -42,6 +42,7 @@ public struct OperationsAPI: Sendable {
         router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
         let document = ByteBuffer(bytes: Self.openAPIDocument)
         router.addImmediate(.GET, "/openapi.json") { _ in .json(document) }
+        router.add(.GET, "/v1/whoami") { _ in Self.whoami(try Caller.required()) }
         let console = ByteBuffer(bytes: Self.consolePage)
         router.addImmediate(.GET, "/console") { _ in
             Response(
@@ -56,6 +57,25 @@ public struct OperationsAPI: Sendable {
                 body: .buffer(console)
             )
         }
+    }
+}
+
+extension OperationsAPI {
+    /// Who the caller is, for pages such as the console that adapt to it: with authentication off,
+    /// anyone may do anything.
+    static func whoami(_ caller: Caller) -> Response {
+        var body = JSONObjectWriter()
+        switch caller {
+        case .anyone:
+            body.bool("authentication", false)
+            body.bool("admin", true)
+        case .principal(let principal):
+            body.bool("authentication", true)
+            body.string("subject", principal.subject)
+            body.bool("admin", principal.admin)
+            body.number("expiresAt", Int64(principal.expiresAt.timeIntervalSince1970 * 1000))
+        }
+        return .json(ByteBuffer(bytes: body.finish()))
     }
 }
 

@@ -21,6 +21,12 @@ public struct JSONObjectWriter: Sendable {
         bytes.append(contentsOf: String(value).utf8)
     }
 
+    public mutating func bool(_ key: String, _ value: Bool?) {
+        guard let value else { return }
+        member(key)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
     /// A member whose value is an array of strings.
     public mutating func strings(_ key: String, _ values: [String]?) {
         guard let values else { return }

@@ -115,15 +115,28 @@ def test_the_pattern_lab_measures_all_four_patterns_with_nothing_missed(start_se
     assert errors(browser) == []
 
 
-def test_with_jwt_on_the_console_needs_a_token(start_server, browser):
+def test_with_jwt_on_the_console_needs_an_admin_token(start_server, browser):
     secret = "console-secret-of-at-least-32-bytes!!"
     server = start_server("--jwt-secret", secret)
     browser.get(f"{server.url}/console")
+    gate = lambda: browser.find_element(By.ID, "gate")
+    until(lambda: "Sign in" in gate().text, message="the sign-in notice")
+    assert not browser.find_element(By.ID, "overview").is_displayed()
+    screenshot(browser, "sign-in")
+    expiry = int(time.time()) + 600
+    reader = jwt.encode({"sub": "reader", "subscribe": ["*"], "exp": expiry}, secret, algorithm="HS256")
+    token = browser.find_element(By.ID, "token")
+    token.send_keys(reader)
+    browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+    until(lambda: "no admin claim" in gate().text, message="the refusal of a token without the admin claim")
+    assert not browser.find_element(By.ID, "overview").is_displayed()
+    admin = jwt.encode({"sub": "operator", "admin": True, "exp": expiry}, secret, algorithm="HS256")
+    token.clear()
+    token.send_keys(admin)
+    browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+    until(lambda: not gate().is_displayed(), message="the console to open")
+    until(lambda: "open connections" in browser.find_element(By.ID, "cards").text, message="overview cards")
     page(browser, "jobs")
-    browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
-    until(lambda: "unauthorized" in browser.find_element(By.ID, "submit-status").text, message="a refusal")
-    token = jwt.encode({"sub": "operator", "admin": True, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
-    browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
     until(lambda: "submitted" in browser.find_element(By.ID, "submit-status").text, message="the submission")
     states = lambda: [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows .state")]
