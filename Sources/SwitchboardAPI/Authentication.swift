@@ -212,6 +212,8 @@ public struct Principal: Sendable {
         case joinRoom(String)
         /// Uploads and anything else any authenticated caller may do.
         case authenticated
+        /// What only an administrator may do: see every upload, open the console.
+        case administer
     }
 
     init(_ claims: AccessClaims) {
@@ -232,6 +234,7 @@ public struct Principal: Sendable {
         case .useQueue(let queue): return queues.contains { $0.matches(queue) }
         case .joinRoom(let room): return rooms.contains { $0.matches(room) }
         case .authenticated: return true
+        case .administer: return false
         }
     }
 }
@@ -321,6 +324,7 @@ extension Principal.Action: CustomStringConvertible {
         case .useQueue(let queue): "using queue \(queue)"
         case .joinRoom(let room): "joining room \(room)"
         case .authenticated: "this"
+        case .administer: "administration (the admin claim)"
         }
     }
 }

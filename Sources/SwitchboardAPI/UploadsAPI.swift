@@ -46,9 +46,31 @@ public struct UploadsAPI: Sendable {
                 return Response(status: .noContent)
             }
         }
+        router.add(.GET, "/v1/uploads") { _ in
+            try Caller.authorize(.administer)
+            return try await Self.translating { try await Self.list(uploads.inProgress(limit: 100)) }
+        }
         router.add(.GET, "/v1/uploads/{id}/content") { request in
             try await content(request)
         }
+    }
+
+    /// `GET /v1/uploads`: the uploads being written, with their progress (for administrators).
+    private static func list(_ uploads: [Upload]) -> Response {
+        var body: [UInt8] = Array(#"{"uploads":["#.utf8)
+        for (index, upload) in uploads.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            var item = JSONObjectWriter()
+            item.string("id", upload.id)
+            item.number("offset", upload.offset)
+            item.number("length", upload.length)
+            item.string("metadata", upload.metadata)
+            item.number("createdAt", upload.createdAt)
+            item.number("expiresAt", upload.expiresAt)
+            body += item.finish()
+        }
+        body += Array("]}".utf8)
+        return .json(ByteBuffer(bytes: body))
     }
 
     /// `POST /v1/uploads`: 201 with `Location`; with a body (creation-with-upload) its bytes are taken at

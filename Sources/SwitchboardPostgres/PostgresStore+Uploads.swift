@@ -19,29 +19,47 @@ extension PostgresStore: UploadStore {
     }
 
     public func upload(id: String) async throws -> Upload? {
-        try await withConnection { [self] connection in
-            let rows = try await connection.query(
-                """
-                SELECT length, "offset", metadata, concatenation, parts, created_at, expires_at, completed_at
-                FROM uploads WHERE id = \(id)
+        try await uploads(where: "id = $1", [id]).first
+    }
+
+    public func unfinishedUploads(limit: Int) async throws -> [Upload] {
+        try await uploads(where: "completed_at IS NULL ORDER BY id DESC LIMIT $1", [limit])
+    }
+
+    /// The uploads a condition on `uploads` selects.
+    private func uploads(where condition: String, _ values: [any PostgresDynamicTypeEncodable]) async throws
+        -> [Upload]
+    {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { bindings.append(value) }
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT id, length, "offset", metadata, concatenation, parts, created_at, expires_at, completed_at
+                FROM uploads WHERE \(condition)
                 """,
-                logger: logger
-            )
-            for try await (length, offset, metadata, kind, parts, createdAt, expiresAt, completedAt) in rows.decode(
-                (Int64?, Int64, String, String?, String?, Int64, Int64, Int64?).self
-            ) {
-                return Upload(
-                    id: id,
-                    length: length,
-                    offset: offset,
-                    metadata: metadata,
-                    concatenation: Upload.concatenation(kind: kind, parts: parts),
-                    createdAt: createdAt,
-                    expiresAt: expiresAt,
-                    completedAt: completedAt
+            binds: bindings
+        )
+        return try await withConnection { [self] connection in
+            var found: [Upload] = []
+            for try await (id, length, offset, metadata, kind, parts, createdAt, expiresAt, completedAt)
+                in try await connection
+                .query(query, logger: logger)
+                .decode((String, Int64?, Int64, String, String?, String?, Int64, Int64, Int64?).self)
+            {
+                found.append(
+                    Upload(
+                        id: id,
+                        length: length,
+                        offset: offset,
+                        metadata: metadata,
+                        concatenation: Upload.concatenation(kind: kind, parts: parts),
+                        createdAt: createdAt,
+                        expiresAt: expiresAt,
+                        completedAt: completedAt
+                    )
                 )
             }
-            return nil
+            return found
         }
     }
 

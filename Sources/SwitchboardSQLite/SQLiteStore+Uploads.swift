@@ -53,6 +53,19 @@ extension SQLiteStore: UploadStore {
         }
     }
 
+    public func unfinishedUploads(limit: Int) async throws -> [Upload] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, length, "offset", metadata, concatenation, parts, created_at, expires_at, completed_at
+                    FROM uploads WHERE completed_at IS NULL ORDER BY id DESC LIMIT ?
+                    """,
+                arguments: [limit]
+            ).map(Upload.init(row:))
+        }
+    }
+
     public func expiredUploads(now: Int64) async throws -> [String] {
         try await pool.read { db in
             try String.fetchAll(

@@ -56,6 +56,8 @@ public protocol UploadStore: Sendable {
     /// Saves the progress (offset, length once known, completion, expiry) of an upload.
     func save(_ upload: Upload) async throws
     func deleteUpload(id: String) async throws
+    /// Up to `limit` unfinished uploads, newest first.
+    func unfinishedUploads(limit: Int) async throws -> [Upload]
     /// Unfinished uploads whose time ran out.
     func expiredUploads(now: Int64) async throws -> [String]
     /// Takes the write lock of an upload; `false` when another request holds it, on this node or on

@@ -182,6 +182,12 @@ public final class Uploads: Service, Sendable {
         return upload
     }
 
+    /// Up to `limit` uploads still being written (unfinished and not expired), newest first.
+    public func inProgress(limit: Int) async throws(UploadError) -> [Upload] {
+        let now = clock.now()
+        return try await attempt { try await store.unfinishedUploads(limit: limit) }.filter { $0.expiresAt > now }
+    }
+
     /// Removes an upload and its bytes (tus termination).
     public func terminate(id: String) async throws(UploadError) {
         _ = try await upload(id: id)

@@ -27,6 +27,7 @@ import Testing
         )
         try await store.create(parts)
         #expect(try await store.upload(id: parts.id) == parts)
+        #expect(try await store.unfinishedUploads(limit: 10) == [upload])
         #expect(try await store.expiredUploads(now: 6000) == [id])
         try await store.deleteUpload(id: id)
         #expect(try await store.upload(id: id) == nil)

@@ -85,6 +85,20 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     states = lambda: [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows .state")]
     until(lambda: states() == ["queued", "running", "succeeded"], timeout=10, message="the job's timeline")
     screenshot(browser, "jobs")
+
+    # Uploads: one started and left at 40 % shows its bar.
+    status, headers = curl("-i", "-X", "POST", "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Length: 1000",
+                           "-H", "Upload-Metadata: filename cmVwb3J0LmNzdg==", f"{server.url}/v1/uploads")
+    assert status == 201
+    location = next(line.split(": ", 1)[1].strip() for line in headers.splitlines() if line.startswith("Location"))
+    status, _ = curl("-X", "PATCH", "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0",
+                     "-H", "Content-Type: application/offset+octet-stream", "--data-binary", "x" * 400,
+                     f"{server.url}{location}")
+    assert status == 204
+    page(browser, "uploads")
+    until(lambda: "400 of 1000" in browser.find_element(By.ID, "upload-rows").text, message="the upload's progress")
+    assert "filename=report.csv" in browser.find_element(By.ID, "upload-rows").text
+    screenshot(browser, "uploads")
     assert errors(browser) == []
 
 
@@ -130,6 +144,8 @@ def test_with_jwt_on_the_console_needs_an_admin_token(start_server, browser):
     browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
     until(lambda: "no admin claim" in gate().text, message="the refusal of a token without the admin claim")
     assert not browser.find_element(By.ID, "overview").is_displayed()
+    # The API behind the uploads page is an administrator's too.
+    assert curl("-H", f"Authorization: Bearer {reader}", f"{server.url}/v1/uploads")[0] == 403
     admin = jwt.encode({"sub": "operator", "admin": True, "exp": expiry}, secret, algorithm="HS256")
     token.clear()
     token.send_keys(admin)
@@ -141,3 +157,5 @@ def test_with_jwt_on_the_console_needs_an_admin_token(start_server, browser):
     until(lambda: "submitted" in browser.find_element(By.ID, "submit-status").text, message="the submission")
     states = lambda: [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows .state")]
     until(lambda: "succeeded" in states(), timeout=10, message="the job to succeed")
+    status, body = curl("-H", f"Authorization: Bearer {admin}", f"{server.url}/v1/uploads")
+    assert status == 200 and json.loads(body) == {"uploads": []}
