@@ -51,7 +51,7 @@ public final class ServeNode: Sendable {
         let runner = JobRunner(jobs: jobs, handlers: handlers, queues: settings.jobQueues, logger: logger)
 
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
-        OperationsAPI(store: store, registry: registry).register(in: &router)
+        OperationsAPI(store: store, registry: registry, engine: settings.engine).register(in: &router)
         let topics = TopicsAPI(broker: broker, configuration: settings.topics)
         topics.register(in: &router)
         var jobsConfiguration = JobsAPI.Configuration()

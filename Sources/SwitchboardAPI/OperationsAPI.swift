@@ -15,10 +15,13 @@ public struct OperationsAPI: Sendable {
 
     let store: any Store
     let registry: PrometheusCollectorRegistry
+    /// The engine's settings, for the execution model `/v1/connections` reports.
+    let engine: EngineConfiguration
 
-    public init(store: any Store, registry: PrometheusCollectorRegistry) {
+    public init(store: any Store, registry: PrometheusCollectorRegistry, engine: EngineConfiguration) {
         self.store = store
         self.registry = registry
+        self.engine = engine
     }
 
     public func register(in router: inout Router) {
@@ -43,6 +46,10 @@ public struct OperationsAPI: Sendable {
         let document = ByteBuffer(bytes: Self.openAPIDocument)
         router.addImmediate(.GET, "/openapi.json") { _ in .json(document) }
         router.add(.GET, "/v1/whoami") { _ in Self.whoami(try Caller.required()) }
+        router.add(.GET, "/v1/connections") { _ in
+            try Caller.authorize(.administer)
+            return Self.connections(KernelView.read(), engine: engine)
+        }
         let console = ByteBuffer(bytes: Self.consolePage)
         router.addImmediate(.GET, "/console") { _ in
             Response(
@@ -76,6 +83,53 @@ extension OperationsAPI {
             body.number("expiresAt", Int64(principal.expiresAt.timeIntervalSince1970 * 1000))
         }
         return .json(ByteBuffer(bytes: body.finish()))
+    }
+}
+
+extension OperationsAPI {
+    /// The execution model and what the kernel knows of the server's sockets (`KernelView`).
+    static func connections(_ view: KernelView, engine: EngineConfiguration) -> Response {
+        var body = JSONObjectWriter(capacity: 4096)
+        body.string("executionModel", engine.executionModel.rawValue)
+        body.number("eventLoops", engine.eventLoops)
+        // The HTTP listeners' backlog as the kernel applies it.
+        body.number("backlog", view.maximumBacklog.map { min($0, engine.backlog) } ?? engine.backlog)
+        body.raw(
+            "listeners",
+            array(view.listeners) { writer, listener in
+                writer.string("address", listener.address)
+                writer.number("acceptQueue", listener.acceptQueue)
+            }
+        )
+        body.number("listenOverflows", view.listenOverflows)
+        body.number("listenDrops", view.listenDrops)
+        body.number("establishedConnections", view.establishedConnections)
+        body.raw(
+            "connections",
+            array(view.connections) { writer, connection in
+                writer.string("local", connection.local)
+                writer.string("peer", connection.peer)
+                writer.number("rttMicroseconds", connection.rttMicroseconds)
+                writer.number("rttVarianceMicroseconds", connection.rttVarianceMicroseconds)
+                writer.number("congestionWindow", connection.congestionWindow)
+                writer.number("unacknowledged", connection.unacknowledged)
+                writer.number("totalRetransmissions", connection.totalRetransmissions)
+            }
+        )
+        return .json(ByteBuffer(bytes: body.finish()))
+    }
+
+    /// A JSON array of objects, each written by `write`.
+    private static func array<T>(_ items: [T], _ write: (inout JSONObjectWriter, T) -> Void) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        for (index, item) in items.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            var writer = JSONObjectWriter()
+            write(&writer, item)
+            bytes += writer.finish()
+        }
+        bytes.append(UInt8(ascii: "]"))
+        return bytes
     }
 }
 

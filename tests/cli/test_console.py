@@ -10,6 +10,7 @@ import jwt
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from conftest import ROOT, curl
@@ -33,7 +34,10 @@ def browser():
 def until(check, timeout=15, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:  # the page re-rendered what was being read
+            value = None
         if value:
             return value
         time.sleep(0.1)
@@ -82,7 +86,8 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
 
     page(browser, "jobs")
     browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
-    states = lambda: [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows .state")]
+    states = lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#timeline-rows .state')].map((cell) => cell.textContent)")
     until(lambda: states() == ["queued", "running", "succeeded"], timeout=10, message="the job's timeline")
     screenshot(browser, "jobs")
 
@@ -99,6 +104,15 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     until(lambda: "400 of 1000" in browser.find_element(By.ID, "upload-rows").text, message="the upload's progress")
     assert "filename=report.csv" in browser.find_element(By.ID, "upload-rows").text
     screenshot(browser, "uploads")
+
+    # Connections: the listener this test reached, and the browser's own connection with its TCP_INFO.
+    page(browser, "connections")
+    until(lambda: f"127.0.0.1:{server.port}" in browser.find_element(By.ID, "listener-rows").text,
+          message="the listening socket")
+    assert "execution model shared-listener" in browser.find_element(By.ID, "execution").text
+    assert "ListenOverflows" in browser.find_element(By.ID, "execution").text
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "#connection-rows tr"), message="a connection")
+    screenshot(browser, "connections")
     assert errors(browser) == []
 
 
@@ -155,7 +169,8 @@ def test_with_jwt_on_the_console_needs_an_admin_token(start_server, browser):
     page(browser, "jobs")
     browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
     until(lambda: "submitted" in browser.find_element(By.ID, "submit-status").text, message="the submission")
-    states = lambda: [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows .state")]
+    states = lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#timeline-rows .state')].map((cell) => cell.textContent)")
     until(lambda: "succeeded" in states(), timeout=10, message="the job to succeed")
     status, body = curl("-H", f"Authorization: Bearer {admin}", f"{server.url}/v1/uploads")
     assert status == 200 and json.loads(body) == {"uploads": []}
