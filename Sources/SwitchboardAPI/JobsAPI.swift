@@ -39,6 +39,11 @@ public struct JobsAPI: Sendable {
     public func register(in router: inout Router) {
         router.add(.POST, "/v1/jobs", maxBodyBytes: configuration.maxSubmissionBytes) { try await submit($0) }
         router.add(.GET, "/v1/jobs") { try await list($0) }
+        router.add(.GET, "/v1/queues") { _ in
+            // Every queue's counts: a view for those who may use them all.
+            try Caller.authorize(.useQueue("*"))
+            return Self.queues(try await jobs.queueCounts())
+        }
         router.add(.GET, "/v1/jobs/{id}") { try await status($0) }
         router.add(.DELETE, "/v1/jobs/{id}") { request in
             try answer(await translating { try await jobs.cancel(id: authorizedID(request)) }.job)
@@ -188,6 +193,21 @@ public struct JobsAPI: Sendable {
         try Caller.authorize(.useQueue(query["queue"] ?? "*"))
         let found = try await jobs.jobs(queue: query["queue"], state: state, limit: Int(limit))
         return .json(ByteBuffer(bytes: JobJSON.encode(list: found)))
+    }
+
+    /// `GET /v1/queues`: each queue with its jobs counted by state, queues in name order.
+    private static func queues(_ counts: [String: [JobState: Int]]) -> Response {
+        var body = JSONObjectWriter(capacity: 64 * counts.count + 16)
+        body.raw(
+            "queues",
+            JSONObjectWriter.array(counts.sorted { $0.key < $1.key }) { item, entry in
+                item.string("queue", entry.key)
+                for state in JobState.allCases {
+                    item.number(state.rawValue, entry.value[state] ?? 0)
+                }
+            }
+        )
+        return .json(ByteBuffer(bytes: body.finish()))
     }
 
     /// `POST /v1/queues/{queue}/claim?wait=S&lease=L`: the next due job with its lease (200), or 204 when

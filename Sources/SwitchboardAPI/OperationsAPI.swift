@@ -96,7 +96,7 @@ extension OperationsAPI {
         body.number("backlog", view.maximumBacklog.map { min($0, engine.backlog) } ?? engine.backlog)
         body.raw(
             "listeners",
-            array(view.listeners) { writer, listener in
+            JSONObjectWriter.array(view.listeners) { writer, listener in
                 writer.string("address", listener.address)
                 writer.number("acceptQueue", listener.acceptQueue)
             }
@@ -106,7 +106,7 @@ extension OperationsAPI {
         body.number("establishedConnections", view.establishedConnections)
         body.raw(
             "connections",
-            array(view.connections) { writer, connection in
+            JSONObjectWriter.array(view.connections) { writer, connection in
                 writer.string("local", connection.local)
                 writer.string("peer", connection.peer)
                 writer.number("rttMicroseconds", connection.rttMicroseconds)
@@ -117,19 +117,6 @@ extension OperationsAPI {
             }
         )
         return .json(ByteBuffer(bytes: body.finish()))
-    }
-
-    /// A JSON array of objects, each written by `write`.
-    private static func array<T>(_ items: [T], _ write: (inout JSONObjectWriter, T) -> Void) -> [UInt8] {
-        var bytes: [UInt8] = [UInt8(ascii: "[")]
-        for (index, item) in items.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            var writer = JSONObjectWriter()
-            write(&writer, item)
-            bytes += writer.finish()
-        }
-        bytes.append(UInt8(ascii: "]"))
-        return bytes
     }
 }
 

@@ -57,20 +57,19 @@ public struct UploadsAPI: Sendable {
 
     /// `GET /v1/uploads`: the uploads being written, with their progress (for administrators).
     private static func list(_ uploads: [Upload]) -> Response {
-        var body: [UInt8] = Array(#"{"uploads":["#.utf8)
-        for (index, upload) in uploads.enumerated() {
-            if index > 0 { body.append(UInt8(ascii: ",")) }
-            var item = JSONObjectWriter()
-            item.string("id", upload.id)
-            item.number("offset", upload.offset)
-            item.number("length", upload.length)
-            item.string("metadata", upload.metadata)
-            item.number("createdAt", upload.createdAt)
-            item.number("expiresAt", upload.expiresAt)
-            body += item.finish()
-        }
-        body += Array("]}".utf8)
-        return .json(ByteBuffer(bytes: body))
+        var body = JSONObjectWriter(capacity: 128 * uploads.count + 16)
+        body.raw(
+            "uploads",
+            JSONObjectWriter.array(uploads) { item, upload in
+                item.string("id", upload.id)
+                item.number("offset", upload.offset)
+                item.number("length", upload.length)
+                item.string("metadata", upload.metadata)
+                item.number("createdAt", upload.createdAt)
+                item.number("expiresAt", upload.expiresAt)
+            }
+        )
+        return .json(ByteBuffer(bytes: body.finish()))
     }
 
     /// `POST /v1/uploads`: 201 with `Location`; with a body (creation-with-upload) its bytes are taken at

@@ -46,6 +46,21 @@ public struct JSONObjectWriter: Sendable {
         bytes.append(contentsOf: json)
     }
 
+    /// A JSON array of objects, each written by `write`: a value for `raw`.
+    public static func array<Item>(_ items: some Sequence<Item>, _ write: (inout JSONObjectWriter, Item) -> Void)
+        -> [UInt8]
+    {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        for item in items {
+            if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+            var writer = JSONObjectWriter()
+            write(&writer, item)
+            bytes += writer.finish()
+        }
+        bytes.append(UInt8(ascii: "]"))
+        return bytes
+    }
+
     /// The object's bytes, closed.
     public mutating func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))

@@ -62,6 +62,11 @@ public final class Jobs: Service, Sendable {
         try await store.job(id: id)
     }
 
+    /// How many jobs each queue holds in each state.
+    public func queueCounts() async throws -> [String: [JobState: Int]] {
+        try await store.queueCounts()
+    }
+
     public func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job] {
         try await store.jobs(queue: queue, state: state, limit: limit)
     }

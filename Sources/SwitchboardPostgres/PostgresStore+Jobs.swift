@@ -66,6 +66,19 @@ extension PostgresStore: JobStore {
         }
     }
 
+    public func queueCounts() async throws -> [String: [JobState: Int]] {
+        try await withConnection { [self] connection in
+            var counts: [String: [JobState: Int]] = [:]
+            for try await (queue, state, count) in try await connection.query(
+                "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state",
+                logger: logger
+            ).decode((String, String, Int64).self) {
+                counts[queue, default: [:]][try CorruptJobRow.state(state, of: "queue \(queue)")] = Int(count)
+            }
+            return counts
+        }
+    }
+
     public func claim(
         queue: String,
         limit: Int,

@@ -56,6 +56,18 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    public func queueCounts() async throws -> [String: [JobState: Int]] {
+        try await pool.read { db in
+            var counts: [String: [JobState: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state") {
+                let queue: String = row[0]
+                let state: String = row[1]
+                counts[queue, default: [:]][try CorruptJobRow.state(state, of: "queue \(queue)")] = row[2]
+            }
+            return counts
+        }
+    }
+
     public func claim(
         queue: String,
         limit: Int,

@@ -162,6 +162,8 @@ public protocol JobStore: Sendable {
     func job(id: String) async throws -> Job?
     /// Jobs, newest first, optionally of one queue and state.
     func jobs(queue: String?, state: JobState?, limit: Int) async throws -> [Job]
+    /// How many jobs each queue holds in each state (states with none left out).
+    func queueCounts() async throws -> [String: [JobState: Int]]
     /// Leases up to `limit` due jobs of `queue`, highest priority first, to one worker.
     func claim(queue: String, limit: Int, leaseMilliseconds: Int64, now: Int64, event: @escaping JobEventRenderer)
         async throws -> [JobChange]

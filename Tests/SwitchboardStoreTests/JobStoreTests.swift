@@ -98,6 +98,7 @@ import Testing
         #expect(dead.job.state == .dead && dead.job.attempts == 2 && dead.job.error == "boom")
         #expect(try await store.jobs(queue: "q", state: .dead, limit: 10).map(\.id) == [job.id])
         #expect(try await store.jobs(queue: nil, state: nil, limit: 10).count == 1)
+        #expect(try await store.queueCounts() == ["q": [.dead: 1]])
         let requeued = try await store.requeue(id: job.id, now: 1300, event: event)
         #expect(requeued.job.state == .queued && requeued.job.attempts == 0)
         #expect(try await store.nextDue(queue: "q") == 1300)

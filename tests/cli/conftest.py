@@ -90,6 +90,20 @@ def start_server(tmp_path):
             server.process.wait()
 
 
+def headless_chromium(*arguments, browser_log=False):
+    """Debian's Chromium, headless, driven by selenium; with `browser_log`, its console is kept for
+    `get_log("browser")`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *arguments):
+        options.add_argument(argument)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
 def curl(*args):
     """Runs curl and returns (status code, body)."""
     result = subprocess.run(

@@ -7,10 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-
-from conftest import curl, free_port, metric, tls_port
+from conftest import curl, free_port, headless_chromium, metric, tls_port
 
 PAGE_DIRECTORY = Path(__file__).parent
 
@@ -26,13 +23,8 @@ def page_server():
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
     # The TLS test serves a development certificate that this browser profile does not know.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--ignore-certificate-errors"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = headless_chromium("--ignore-certificate-errors")
     yield driver
     driver.quit()
 

@@ -3,30 +3,21 @@ message published by the test in the live tail, a job's timeline through to succ
 under load), the pattern lab measures all four patterns with nothing missed, and with JWT on the page's
 data needs a token. Each test saves a screenshot of its page to docs/console/."""
 import json
-import subprocess
 import time
 
 import jwt
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
-from conftest import ROOT, curl
+from conftest import ROOT, curl, headless_chromium
 
 SCREENSHOTS = ROOT / "docs" / "console"
 
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = headless_chromium("--window-size=1280,900", browser_log=True)
     yield driver
     driver.quit()
 
@@ -84,7 +75,22 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     until(lambda: "#2" in browser.find_element(By.ID, "tail-log").text, message="the form's message in the tail")
     screenshot(browser, "topics")
 
+    # A dead letter, made by an external worker: one attempt, failed.
+    status, body = curl("-X", "POST", "--data", '{"queue":"ext","type":"t","input":{},"maxAttempts":1}',
+                        f"{server.url}/v1/jobs")
+    assert status == 202
+    status, body = curl("-X", "POST", f"{server.url}/v1/queues/ext/claim")
+    claimed = json.loads(body)
+    status, _ = curl("-X", "POST", "--data", json.dumps({"leaseToken": claimed["lease"]["token"], "error": "boom"}),
+                     f"{server.url}/v1/jobs/{claimed['id']}/fail")
+    assert status == 200
     page(browser, "jobs")
+    queue_cell = lambda state: browser.execute_script(
+        f"return document.querySelector('#queue-rows tr[data-queue=ext] td:nth-child({state})')?.textContent")
+    until(lambda: queue_cell(6) == "1", message="the dead letter counted")
+    until(lambda: "boom" in browser.find_element(By.ID, "dead-rows").text, message="the dead letter listed")
+    browser.find_element(By.CSS_SELECTOR, "#dead-rows button").click()
+    until(lambda: queue_cell(2) == "1" and queue_cell(6) == "0", message="the requeued job counted as queued")
     browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
     states = lambda: browser.execute_script(
         "return [...document.querySelectorAll('#timeline-rows .state')].map((cell) => cell.textContent)")
