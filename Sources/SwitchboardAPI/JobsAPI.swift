@@ -132,6 +132,13 @@ public struct JobsAPI: Sendable {
         guard (1...100).contains(maxAttempts) else {
             throw HTTPError.badRequest(code: "invalid_body", message: "maxAttempts must be from 1 to 100")
         }
+        // Every store keeps it as a 32-bit integer.
+        if let priority = body.priority, Int32(exactly: priority) == nil {
+            throw HTTPError.badRequest(
+                code: "invalid_body",
+                message: "priority must be from \(Int32.min) to \(Int32.max)"
+            )
+        }
         guard timeout > 0, timeout <= 86_400 else {
             throw HTTPError.badRequest(code: "invalid_body", message: "timeoutSeconds must be over 0 and at most 86400")
         }

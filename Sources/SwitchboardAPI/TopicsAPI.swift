@@ -62,6 +62,7 @@ public struct TopicsAPI: Sendable {
             eventLoop in
             publish(request, on: eventLoop)
         }
+        router.add(.GET, "/v1/topics") { _ in try await list() }
         router.add(.GET, "/v1/topics/{topic}/messages") { request in
             try await poll(request)
         }
@@ -96,6 +97,24 @@ public struct TopicsAPI: Sendable {
             )
         ) { promise.completeWith($0) }
         return promise.futureResult.map(Self.published)
+    }
+
+    /// `GET /v1/topics`: the topics the caller may subscribe to, with their bounds and retention.
+    private func list() async throws -> Response {
+        let caller = try Caller.required()
+        let topics = try await broker.topics(limit: 1000).filter { caller.may(.subscribe(topic: $0.summary.name)) }
+        var body = JSONObjectWriter(capacity: 96 * topics.count + 16)
+        body.raw(
+            "topics",
+            JSONObjectWriter.array(topics) { item, topic in
+                item.string("topic", topic.summary.name)
+                item.number("earliestOffset", topic.summary.earliestOffset)
+                item.number("latestOffset", topic.summary.latestOffset)
+                item.number("retentionMessages", topic.retention.maxMessages)
+                item.number("retentionSeconds", topic.retention.maxAgeSeconds)
+            }
+        )
+        return .json(ByteBuffer(bytes: body.finish()))
     }
 
     /// 201 with where the message landed.

@@ -133,6 +133,13 @@ public final class Broker: Service, Sendable {
         }
     }
 
+    /// Up to `limit` topics in name order with their bounds and the retention that applies to each.
+    public func topics(limit: Int) async throws -> [(summary: TopicSummary, retention: RetentionPolicy)] {
+        try await store.topics(limit: limit).map { summary in
+            (summary, configuration.topicRetention[summary.name] ?? configuration.retention)
+        }
+    }
+
     /// The offset of the newest message of `topic`, 0 while it has none.
     public func latestOffset(topic: String) async throws -> Int64 {
         try await store.read(topic: topic, after: 0, limit: 0).latestOffset

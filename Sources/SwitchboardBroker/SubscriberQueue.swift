@@ -63,6 +63,11 @@ final class SubscriberQueue: Sendable {
         waiter?.resume(returning: .overflowed)
     }
 
+    /// Whether the broker closed it (or its task was cancelled).
+    var isClosed: Bool {
+        state.withLock { $0.closed }
+    }
+
     func close() {
         let waiter = state.withLock { state in
             state.closed = true

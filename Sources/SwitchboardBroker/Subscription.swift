@@ -50,8 +50,10 @@ public final class Subscription {
                 do {
                     slice = try await store.read(topic: topic, after: position, limit: batchSize)
                 } catch is StoreUnavailable {
-                    // The store is down for now: the subscription outlives the outage and reads again.
-                    try await Task.sleep(for: .milliseconds(500))
+                    // The store is down for now: the subscription outlives the outage and reads again,
+                    // unless it is being ended (the task cancelled, or the broker closing).
+                    try? await Task.sleep(for: .milliseconds(500))
+                    if Task.isCancelled || queue.isClosed { return nil }
                     continue
                 }
                 if slice.earliestOffset > position + 1 && slice.latestOffset > position {

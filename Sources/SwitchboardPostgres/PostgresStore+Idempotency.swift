@@ -53,11 +53,14 @@ extension PostgresStore: IdempotencyStore {
                 }
                 if holderAlive { return .inProgress }
             }
+            // Taken over (or claimed afresh, should a release or a purge have removed the row meanwhile).
             try await connection.query(
                 """
-                UPDATE idempotency_keys SET fingerprint = \(fingerprint), owner = \(owner), started_at = \(now),
-                    expires_at = \(expiresAt), status = NULL, headers = NULL, body = NULL
-                WHERE principal = \(key.principal) AND key = \(key.key)
+                INSERT INTO idempotency_keys (principal, key, fingerprint, owner, started_at, expires_at)
+                VALUES (\(key.principal), \(key.key), \(fingerprint), \(owner), \(now), \(expiresAt))
+                ON CONFLICT (principal, key) DO UPDATE SET fingerprint = excluded.fingerprint, owner = excluded.owner,
+                    started_at = excluded.started_at, expires_at = excluded.expires_at, status = NULL, headers = NULL,
+                    body = NULL
                 """,
                 logger: logger
             )

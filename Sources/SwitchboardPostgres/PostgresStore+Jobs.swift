@@ -252,21 +252,22 @@ extension PostgresStore: JobStore {
     }
 
     /// Writes the changed jobs in one statement, in the caller's transaction. Arrays cannot hold NULL
-    /// here, so empty strings and -1 stand for it (a result is JSON text, never empty; an error and a
-    /// lease token are never empty either).
+    /// here, so empty values and -1 stand for it where no real value can be one (a result is JSON text,
+    /// a lease token a UUID, an expiry a time); an error may be empty, so a flag says whether it is set.
     func update(_ jobs: [Job], on connection: PostgresConnection) async throws {
         guard !jobs.isEmpty else { return }
         try await connection.query(
             """
             UPDATE jobs SET state = u.state, attempts = u.attempts, run_at = u.run_at, updated_at = u.updated_at,
-                result = NULLIF(u.result, ''::bytea), error = NULLIF(u.error, ''),
+                result = NULLIF(u.result, ''::bytea), error = CASE WHEN u.has_error THEN u.error END,
                 lease_token = NULLIF(u.lease_token, ''), lease_expires_at = NULLIF(u.lease_expires_at, -1),
                 version = u.version
             FROM UNNEST(\(jobs.map(\.id)), \(jobs.map(\.state.rawValue)), \(jobs.map(\.attempts)),
                 \(jobs.map(\.runAt)), \(jobs.map(\.updatedAt)), \(jobs.map { ByteBuffer(data: $0.result ?? Data()) }),
-                \(jobs.map { $0.error ?? "" }), \(jobs.map { $0.leaseToken ?? "" }),
+                \(jobs.map { $0.error ?? "" }), \(jobs.map { $0.error != nil }), \(jobs.map { $0.leaseToken ?? "" }),
                 \(jobs.map { $0.leaseExpiresAt ?? -1 }), \(jobs.map(\.version)))
-                AS u(id, state, attempts, run_at, updated_at, result, error, lease_token, lease_expires_at, version)
+                AS u(id, state, attempts, run_at, updated_at, result, error, has_error, lease_token, lease_expires_at,
+                    version)
             WHERE jobs.id = u.id
             """,
             logger: logger

@@ -51,10 +51,11 @@ extension PostgresStore: TopicStore {
         try await connection.query(
             """
             INSERT INTO topic_messages (topic, "offset", id, published_at, content_type, body)
-            SELECT topic, "offset", id, \(timestamp), NULLIF(content_type, ''), body
+            SELECT topic, "offset", id, \(timestamp), CASE WHEN has_content_type THEN content_type END, body
             FROM UNNEST(\(stored.map(\.topic)), \(stored.map(\.offset)), \(stored.map(\.id)),
-                \(stored.map { $0.contentType ?? "" }), \(stored.map { ByteBuffer(data: $0.body) }))
-                AS m(topic, "offset", id, content_type, body)
+                \(stored.map { $0.contentType ?? "" }), \(stored.map { $0.contentType != nil }),
+                \(stored.map { ByteBuffer(data: $0.body) }))
+                AS m(topic, "offset", id, content_type, has_content_type, body)
             """,
             logger: logger
         )
@@ -142,6 +143,23 @@ extension PostgresStore: TopicStore {
             """,
             as: String.self
         )
+    }
+
+    public func topics(limit: Int) async throws -> [TopicSummary] {
+        try await withConnection { [self] connection in
+            var topics: [TopicSummary] = []
+            for try await (name, latest, earliest) in try await connection.query(
+                """
+                SELECT t.name, t.next_offset - 1,
+                    COALESCE((SELECT MIN("offset") FROM topic_messages m WHERE m.topic = t.name), t.next_offset)
+                    FROM topics t WHERE t.name NOT LIKE 'jobs.%' ORDER BY t.name LIMIT \(limit)
+                """,
+                logger: logger
+            ).decode((String, Int64, Int64).self) {
+                topics.append(TopicSummary(name: name, earliestOffset: earliest, latestOffset: latest))
+            }
+            return topics
+        }
     }
 
     public func committedOffset(topic: String, group: String) async throws -> Int64 {

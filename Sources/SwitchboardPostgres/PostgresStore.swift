@@ -48,7 +48,7 @@ public final class PostgresStore: SharedStore {
     static let channel = "switchboard"
 
     /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, with
-    /// `?sslmode=disable|prefer|require`), brings the schema up to date and registers this node.
+    /// `?sslmode=disable|prefer|require|verify-full`), brings the schema up to date and registers this node.
     public init(url: String, maxConnections: Int = 20, logger: Logger) async throws {
         let target = try PostgresURL(url)
         var configuration = PostgresClient.Configuration(
@@ -232,8 +232,10 @@ public final class PostgresStore: SharedStore {
                 do {
                     return try await connection.withTransaction(logger: self.logger) { try await body($0) }
                 } catch let error as PostgresTransactionError {
-                    if let cause = error.closureError, error.rollbackError == nil { throw cause }
-                    throw error
+                    // What the body threw, even when the connection broke so that the rollback failed too;
+                    // else what broke BEGIN or COMMIT (a lost connection is then `StoreUnavailable`).
+                    if let cause = error.closureError { throw cause }
+                    throw error.beginError ?? error.commitError ?? error.rollbackError ?? error
                 }
             }
         }
@@ -270,18 +272,7 @@ public final class PostgresStore: SharedStore {
             throw StoreUnavailable(reason: "PostgreSQL did not answer the last heartbeat")
         }
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await operation() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let result = try await group.next(), let value = result else {
-                    throw StoreUnavailable(reason: "PostgreSQL did not answer within \(timeout)")
-                }
-                return value
-            }
+            return try await Self.racing(operation, against: timeout)
         } catch let error as StoreUnavailable {
             // A slow answer or a long wait for a pooled connection is the load's, not an outage: only the
             // heartbeat's own failure stops everything.
@@ -290,6 +281,35 @@ public final class PostgresStore: SharedStore {
         } catch  where Self.meansUnreachable(error) {
             markUnreachable(error)
             throw StoreUnavailable(reason: "\(error)")
+        }
+    }
+
+    /// The operation's outcome, or `StoreUnavailable` once `timeout` has passed, whichever comes first. The
+    /// operation runs in a task of its own and is cancelled at the timeout, but not waited for: a query
+    /// on a connection that hangs does not hold its caller. (Its outcome is then unknown; see "Outages".)
+    private static func racing<T: Sendable>(
+        _ operation: @escaping @Sendable () async throws -> T,
+        against timeout: Duration
+    ) async throws -> T {
+        let outcome = FirstOutcome<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.wait(continuation)
+                let work = Task {
+                    do { outcome.settle(.success(try await operation())) } catch { outcome.settle(.failure(error)) }
+                }
+                let timer = Task {
+                    try await Task.sleep(for: timeout)
+                    outcome.settle(.failure(StoreUnavailable(reason: "PostgreSQL did not answer within \(timeout)")))
+                }
+                // Once settled, whichever way: the work is no longer awaited, the timer no longer needed.
+                outcome.whenSettled {
+                    work.cancel()
+                    timer.cancel()
+                }
+            }
+        } onCancel: {
+            outcome.settle(.failure(CancellationError()))
         }
     }
 
@@ -345,24 +365,32 @@ struct PostgresURL {
         let path = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         database = path.isEmpty ? nil : path
         sslMode = url.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
-        guard ["disable", "prefer", "require"].contains(sslMode) else {
-            throw Invalid(description: "sslmode must be disable, prefer or require, got '\(sslMode)'")
+        guard ["disable", "prefer", "require", "verify-full"].contains(sslMode) else {
+            throw Invalid(description: "sslmode must be disable, prefer, require or verify-full, got '\(sslMode)'")
         }
+    }
+
+    /// As libpq: `prefer` and `require` encrypt without checking the certificate, `verify-full` checks
+    /// it and the host name.
+    private var tlsConfiguration: TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if sslMode != "verify-full" { configuration.certificateVerification = .none }
+        return configuration
     }
 
     var tls: PostgresClient.Configuration.TLS {
         switch sslMode {
         case "disable": .disable
-        case "require": .require(.makeClientConfiguration())
-        default: .prefer(.makeClientConfiguration())
+        case "prefer": .prefer(tlsConfiguration)
+        default: .require(tlsConfiguration)
         }
     }
 
     func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
         switch sslMode {
         case "disable": .disable
-        case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-        default: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case "prefer": .prefer(try NIOSSLContext(configuration: tlsConfiguration))
+        default: .require(try NIOSSLContext(configuration: tlsConfiguration))
         }
     }
 }
@@ -371,5 +399,47 @@ extension PostgresStore {
     /// Runs a statement directly, outside the store's operations (for tests and maintenance).
     package func execute(unsafeSQL sql: String) async throws {
         try await execute(PostgresQuery(unsafeSQL: sql))
+    }
+}
+
+/// The first of several outcomes, handed to one waiting continuation; the later ones are dropped.
+private final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var outcome: Result<T, any Error>?
+        var cancel: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func wait(_ continuation: CheckedContinuation<T, any Error>) {
+        let settled = state.withLock { state -> Result<T, any Error>? in
+            if let outcome = state.outcome { return outcome }
+            state.continuation = continuation
+            return nil
+        }
+        if let settled { continuation.resume(with: settled) }
+    }
+
+    /// Runs `cancel` if the outcome is already settled, or when it is.
+    func whenSettled(_ cancel: @escaping @Sendable () -> Void) {
+        let settled = state.withLock { state -> Bool in
+            if state.outcome != nil { return true }
+            state.cancel = cancel
+            return false
+        }
+        if settled { cancel() }
+    }
+
+    func settle(_ outcome: Result<T, any Error>) {
+        let (continuation, cancel) = state.withLock {
+            state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard state.outcome == nil else { return (nil, nil) }
+            state.outcome = outcome
+            defer { state.continuation = nil }
+            return (state.continuation, state.cancel)
+        }
+        continuation?.resume(with: outcome)
+        cancel?()
     }
 }

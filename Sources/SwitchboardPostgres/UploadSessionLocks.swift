@@ -45,6 +45,9 @@ actor SessionConnection {
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
     private var connection: PostgresConnection?
+    /// The connect in progress: callers that arrive meanwhile wait for it rather than open another (the
+    /// actor lets them in while it awaits).
+    private var connecting: Task<PostgresConnection, any Error>?
 
     init(configuration: PostgresConnection.Configuration, logger: Logger) {
         self.configuration = configuration
@@ -85,12 +88,19 @@ actor SessionConnection {
 
     private func open() async throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
-        let opened = try await PostgresConnection.connect(
-            on: PostgresClient.defaultEventLoopGroup.next(),
-            configuration: configuration,
-            id: 1,
-            logger: logger
-        ).get()
+        if let connecting { return try await connecting.value }
+        let (configuration, logger) = (configuration, logger)
+        let attempt = Task {
+            try await PostgresConnection.connect(
+                on: PostgresClient.defaultEventLoopGroup.next(),
+                configuration: configuration,
+                id: 1,
+                logger: logger
+            ).get()
+        }
+        connecting = attempt
+        defer { connecting = nil }
+        let opened = try await attempt.value
         connection = opened
         return opened
     }

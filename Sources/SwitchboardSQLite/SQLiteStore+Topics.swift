@@ -127,6 +127,20 @@ extension SQLiteStore: TopicStore {
         }
     }
 
+    public func topics(limit: Int) async throws -> [TopicSummary] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT t.name, t.next_offset - 1,
+                    COALESCE((SELECT MIN("offset") FROM topic_messages m WHERE m.topic = t.name), t.next_offset)
+                    FROM topics t WHERE t.name NOT LIKE 'jobs.%' ORDER BY t.name LIMIT ?
+                    """,
+                arguments: [limit]
+            ).map { TopicSummary(name: $0[0], earliestOffset: $0[2], latestOffset: $0[1]) }
+        }
+    }
+
     public func committedOffset(topic: String, group: String) async throws -> Int64 {
         try await pool.read { db in
             try Int64.fetchOne(

@@ -56,6 +56,21 @@ public struct TopicSlice: Sendable, Equatable {
     }
 }
 
+/// A topic and the bounds of its log.
+public struct TopicSummary: Sendable, Equatable {
+    public var name: String
+    /// The first offset still retained (one past `latestOffset` when none is).
+    public var earliestOffset: Int64
+    /// The offset of the newest message, 0 while the topic is empty.
+    public var latestOffset: Int64
+
+    public init(name: String, earliestOffset: Int64, latestOffset: Int64) {
+        self.name = name
+        self.earliestOffset = earliestOffset
+        self.latestOffset = latestOffset
+    }
+}
+
 /// How many messages, and how old, a topic keeps.
 public struct RetentionPolicy: Sendable, Equatable {
     /// Keep at most this many of the newest messages; `nil` keeps any number.
@@ -80,6 +95,8 @@ public protocol TopicStore: Sendable {
     func trim(topic: String, keeping policy: RetentionPolicy, now: Date) async throws -> Int
     /// The topics that hold more than `policy` keeps: the ones retention has work on.
     func topicNames(holdingMoreThan policy: RetentionPolicy, now: Date) async throws -> [String]
+    /// Up to `limit` topics in name order, leaving out the server's per-job topics (`jobs.*`).
+    func topics(limit: Int) async throws -> [TopicSummary]
     /// The offset a consumer group has committed on a topic; 0 before its first commit.
     func committedOffset(topic: String, group: String) async throws -> Int64
     /// Records that `group` has processed `topic` up to `offset`.

@@ -20,6 +20,12 @@ import Testing
         #expect(slice.earliestOffset == 1 && slice.latestOffset == 3)
         let bounds = try await store.read(topic: "a", after: 0, limit: 0)
         #expect(bounds.messages.isEmpty && bounds.latestOffset == 3)
+        #expect(
+            try await store.topics(limit: 10) == [
+                TopicSummary(name: "a", earliestOffset: 1, latestOffset: 3),
+                TopicSummary(name: "b", earliestOffset: 1, latestOffset: 1),
+            ]
+        )
         let none = try await store.read(topic: "never", after: 0, limit: 10)
         #expect(none.messages.isEmpty && none.latestOffset == 0 && none.earliestOffset == 1)
     }

@@ -73,22 +73,28 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     browser.find_element(By.CSS_SELECTOR, "#publish-form button").click()
     until(lambda: "offset 2" in browser.find_element(By.ID, "publish-status").text, message="the form's publish")
     until(lambda: "#2" in browser.find_element(By.ID, "tail-log").text, message="the form's message in the tail")
+    latest = lambda: browser.execute_script(
+        "return document.querySelector('#topic-rows tr[data-topic=console-tail] .latest')?.textContent")
+    until(lambda: latest() == "2", message="the topic listed with its latest offset")
     screenshot(browser, "topics")
 
-    # A dead letter, made by an external worker: one attempt, failed.
+    # A dead letter, made by an external worker: one attempt, failed, with an error that is markup (shown
+    # as text, never run: a worker's error must not reach an administrator's page as script).
     status, body = curl("-X", "POST", "--data", '{"queue":"ext","type":"t","input":{},"maxAttempts":1}',
                         f"{server.url}/v1/jobs")
     assert status == 202
     status, body = curl("-X", "POST", f"{server.url}/v1/queues/ext/claim")
     claimed = json.loads(body)
-    status, _ = curl("-X", "POST", "--data", json.dumps({"leaseToken": claimed["lease"]["token"], "error": "boom"}),
+    status, _ = curl("-X", "POST", "--data", json.dumps({"leaseToken": claimed["lease"]["token"],
+                                                "error": "boom <img src=x onerror=window.pwned=1>"}),
                      f"{server.url}/v1/jobs/{claimed['id']}/fail")
     assert status == 200
     page(browser, "jobs")
     queue_cell = lambda state: browser.execute_script(
         f"return document.querySelector('#queue-rows tr[data-queue=ext] td:nth-child({state})')?.textContent")
     until(lambda: queue_cell(6) == "1", message="the dead letter counted")
-    until(lambda: "boom" in browser.find_element(By.ID, "dead-rows").text, message="the dead letter listed")
+    until(lambda: "boom <img src=x" in browser.find_element(By.ID, "dead-rows").text, message="the dead letter")
+    assert browser.execute_script("return window.pwned") is None
     browser.find_element(By.CSS_SELECTOR, "#dead-rows button").click()
     until(lambda: queue_cell(2) == "1" and queue_cell(6) == "0", message="the requeued job counted as queued")
     browser.find_element(By.CSS_SELECTOR, "#submit-form button").click()
