@@ -44,7 +44,7 @@ public struct KernelView: Sendable {
         var view = KernelView()
         let sockets = socketInodes()
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            guard let text = procFile(table) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard fields.count > 9, let fd = sockets[String(fields[9])] else { continue }
@@ -73,12 +73,20 @@ public struct KernelView: Sendable {
                 }
             }
         }
-        view.maximumBacklog = (try? String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8))
+        view.maximumBacklog = procFile("/proc/sys/net/core/somaxconn")
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         let counters = tcpExtCounters()
         view.listenOverflows = counters["ListenOverflows"]
         view.listenDrops = counters["ListenDrops"]
         return view
+    }
+
+    /// A `/proc` file read to its end. (`String(contentsOfFile:)` stops after the first 4 KiB of these
+    /// files, whose size reads as 0: a busy host's `/proc/net/tcp` is far longer.)
+    private static func procFile(_ path: String) -> String? {
+        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        return (try? file.readToEnd()).map { String(decoding: $0 ?? Data(), as: UTF8.self) }
     }
 
     /// This process's sockets: inode to file descriptor.
@@ -116,7 +124,7 @@ public struct KernelView: Sendable {
 
     /// The `TcpExt` counters of `/proc/net/netstat`, by name.
     private static func tcpExtCounters() -> [String: Int64] {
-        guard let text = try? String(contentsOfFile: "/proc/net/netstat", encoding: .utf8) else { return [:] }
+        guard let text = procFile("/proc/net/netstat") else { return [:] }
         let lines = text.split(separator: "\n").filter { $0.hasPrefix("TcpExt:") }
         guard lines.count >= 2 else { return [:] }
         let names = lines[0].split(separator: " ").dropFirst()

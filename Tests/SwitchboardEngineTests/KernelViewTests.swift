@@ -29,9 +29,24 @@ import Testing
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
             }
             let port = Int(UInt16(bigEndian: address.sin_port))
+            // Enough other sockets first that the table runs past 4 KiB, where a careless read stops.
+            let others = (0..<100).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+            defer { others.forEach { close($0) } }
+            for other in others {
+                var any = sockaddr_in()
+                any.sin_family = sa_family_t(AF_INET)
+                any.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+                _ = withUnsafePointer(to: &any) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(other, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                _ = listen(other, 1)
+            }
             let view = KernelView.read()
             let mine = try #require(view.listeners.first { $0.address == "127.0.0.1:\(port)" })
             #expect(mine.acceptQueue == 0)
+            #expect(view.listeners.count >= 101)
             #expect(view.listenOverflows != nil && view.maximumBacklog != nil)
         #endif
     }
