@@ -41,7 +41,8 @@ public final class ServeNode: Sendable {
         self.store = store
         self.workers = WorkerPool(threads: settings.workerThreads)
         self.registry = PrometheusCollectorRegistry()
-        let metrics = PrometheusMetricsFactory(registry: registry)
+        var metrics = PrometheusMetricsFactory(registry: registry)
+        metrics.durationHistogramBuckets = EngineMetrics.histogramBuckets
         self.broker = Broker(store: store, configuration: settings.broker, metrics: metrics)
         self.jobs = Jobs(store: store, broker: broker, configuration: settings.jobs, logger: logger)
         let uploadsDirectory = settings.resolvedUploadsDirectory
@@ -51,7 +52,9 @@ public final class ServeNode: Sendable {
         let runner = JobRunner(jobs: jobs, handlers: handlers, queues: settings.jobQueues, logger: logger)
 
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
-        OperationsAPI(store: store, registry: registry, engine: settings.engine).register(in: &router)
+        let slowRequests = SlowRequests()
+        OperationsAPI(store: store, registry: registry, engine: settings.engine, slowRequests: slowRequests)
+            .register(in: &router)
         let topics = TopicsAPI(broker: broker, configuration: settings.topics)
         topics.register(in: &router)
         var jobsConfiguration = JobsAPI.Configuration()
@@ -96,7 +99,7 @@ public final class ServeNode: Sendable {
         let server = HTTPServer(
             configuration: settings.engine,
             responder: access,
-            metrics: EngineMetrics(factory: metrics),
+            metrics: EngineMetrics(factory: metrics, slowRequests: slowRequests),
             logger: logger,
             accessLog: accessLog,
             webSockets: [

@@ -22,8 +22,13 @@ public final class EdgeNode: Service, Sendable {
     private let accessLog: AccessLog?
     private let onListening: ListeningCallback
     private let metrics: EdgeMetrics
+    private let metricsFactory: PrometheusMetricsFactory
     private let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let current: Mutex<EdgeRuntime>
+    /// The address each listener is bound to, by name, once it is.
+    private let boundAddresses = Mutex<[String: SocketAddress]>([:])
+    /// The slowest requests of all `http` listeners, for the console.
+    private let slowRequests = SlowRequests()
     private let healthChecks = Mutex<Task<Void, Never>?>(nil)
 
     /// Reads and validates the configuration at `path`.
@@ -38,7 +43,10 @@ public final class EdgeNode: Service, Sendable {
         self.logger = logger
         self.accessLog = accessLog
         self.onListening = onListening
-        let metrics = EdgeMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = EngineMetrics.histogramBuckets
+        self.metricsFactory = factory
+        let metrics = EdgeMetrics(factory: factory)
         self.metrics = metrics
         let configuration = try EdgeConfiguration.load(path: path)
         current = Mutex(
@@ -77,7 +85,10 @@ public final class EdgeNode: Service, Sendable {
         let (host, port) = SettingValue.hostAndPort(listener.listen)!
         let model = listener.executionModel.flatMap(ExecutionModel.init(rawValue:)) ?? .sharedListener
         let name = listener.name
-        let onListening = self.onListening
+        let onListening: @Sendable (String, SocketAddress) async -> Void = { [self] name, address in
+            boundAddresses.withLock { $0[name] = address }
+            await self.onListening(name, address)
+        }
         switch listener.kind {
         case .http:
             var engine = EngineConfiguration()
@@ -90,7 +101,7 @@ public final class EdgeNode: Service, Sendable {
             let server = HTTPServer(
                 configuration: engine,
                 responder: CurrentReverseProxy(node: self, listener: name),
-                metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
+                metrics: EngineMetrics(factory: metricsFactory, slowRequests: slowRequests),
                 logger: logger,
                 accessLog: accessLog,
                 protocolSwitches: [relay.protocolSwitch],
@@ -137,19 +148,34 @@ public final class EdgeNode: Service, Sendable {
         }
     }
 
+    /// The admin listener: health, metrics and the console (`OperationsRoutes`), and `GET /v1/edge`, the
+    /// listeners, routes and upstreams as they stand (`EdgeStatus`). It is for operators: bind it where
+    /// only they reach.
     private func serveAdmin(_ address: String) async throws {
         let (host, port) = SettingValue.hostAndPort(address)!
         var router = Router(defaultMaxBodyBytes: 1024)
         let registry = self.registry
-        router.addImmediate(.GET, "/healthz") { _ in .json(ByteBuffer(string: #"{"status":"ok"}"#)) }
-        router.addImmediate(.GET, "/metrics") { _ in .prometheus { registry.emit(into: &$0) } }
+        OperationsRoutes(
+            emitMetrics: { registry.emit(into: &$0) },
+            engine: nil,
+            slowRequests: slowRequests,
+            authorizeAdministrator: {}
+        ).register(in: &router)
+        router.addImmediate(.GET, "/v1/whoami") { _ in
+            .json(ByteBuffer(string: #"{"node":"edge","authentication":false,"admin":true}"#))
+        }
+        router.addImmediate(.GET, "/v1/edge") { [self] _ in
+            .json(
+                ByteBuffer(bytes: EdgeStatus(runtime: runtime, boundAddresses: boundAddresses.withLock { $0 }).json())
+            )
+        }
         var engine = EngineConfiguration()
         (engine.host, engine.port) = (host, port)
         let onListening = self.onListening
         let server = HTTPServer(
             configuration: engine,
             responder: router,
-            metrics: EngineMetrics(factory: PrometheusMetricsFactory(registry: registry)),
+            metrics: EngineMetrics(factory: metricsFactory),
             logger: logger,
             onListening: { await onListening("admin", $0) }
         )

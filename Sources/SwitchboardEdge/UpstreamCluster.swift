@@ -7,6 +7,7 @@ import Synchronization
 final class UpstreamCluster: Sendable {
     let name: String
     let upstreams: [UpstreamTarget]
+    let algorithm: BalancingAlgorithm
     let balancer: any LoadBalancer
     let hashKey: EdgeConfiguration.HashKey?
     let healthCheck: HealthCheckRules?
@@ -44,7 +45,7 @@ final class UpstreamCluster: Sendable {
                 metrics: metrics.upstream(upstream.address, cluster: configuration.name)
             )
         }
-        let algorithm = configuration.balance.flatMap(BalancingAlgorithm.init(rawValue:)) ?? .roundRobin
+        algorithm = configuration.balance.flatMap(BalancingAlgorithm.init(rawValue:)) ?? .roundRobin
         balancer = algorithm.makeBalancer(for: upstreams)
         hashKey = configuration.hashOn
         healthCheck = configuration.healthCheck.map { check in

@@ -52,6 +52,9 @@ final class UpstreamTarget: Sendable {
 
     var isHealthy: Bool { state.withLock { $0.healthy } }
 
+    /// Ejected by the passive checks now.
+    var isEjected: Bool { state.withLock { state in state.ejectedUntil.map { $0 > .now() } ?? false } }
+
     /// A request or connection starts: counted, and in flight until `end`.
     func begin() {
         metrics.requests.increment()

@@ -86,6 +86,7 @@ struct ConnectionPipeline: Sendable {
     /// connection manager closes idle connections and, on graceful shutdown, sends `GOAWAY` and closes
     /// once the streams in flight have finished.
     private func configureHTTP2(_ channel: any Channel, activity: ConnectionActivity) throws {
+        metrics.open(.http2, until: channel)
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil)
@@ -106,7 +107,11 @@ struct ConnectionPipeline: Sendable {
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                let router = HTTP2StreamRouter(webSockets: webSockets, idleTimeout: limits.idleTimeout) { stream in
+                let router = HTTP2StreamRouter(
+                    webSockets: webSockets,
+                    idleTimeout: limits.idleTimeout,
+                    metrics: metrics
+                ) { stream in
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                     try stream.pipeline.syncOperations.addHandlers(
                         requestHandlers(activity: connection.value, isStream: true)
@@ -139,15 +144,17 @@ struct ConnectionPipeline: Sendable {
     /// Makers of the protocol upgraders of one connection: WebSocket endpoints, then protocol switches.
     private var upgraders: [() -> any HTTPServerProtocolUpgrader] {
         let webSockets = self.webSockets
-        let idleTimeout = limits.idleTimeout
+        let (idleTimeout, metrics) = (limits.idleTimeout, self.metrics)
         return
-            (webSockets.isEmpty ? [] : [{ WebSocketEndpoint.makeUpgrader(for: webSockets, idleTimeout: idleTimeout) }])
+            (webSockets.isEmpty
+            ? [] : [{ WebSocketEndpoint.makeUpgrader(for: webSockets, idleTimeout: idleTimeout, metrics: metrics) }])
             + protocolSwitches.map { protocolSwitch in { protocolSwitch.makeUpgrader() } }
     }
 
     /// HTTP/1.1: the engine's codec, the header and idle timeouts, the upgrade handler when anything can
     /// take an upgrade, then the request handlers.
     private func configureHTTP1(_ channel: any Channel, activity: ConnectionActivity) throws {
+        metrics.open(.http1, until: channel)
         let refusals = Refusals(metrics: metrics, accessLog: accessLog)
         let codec = HTTP1ServerCodec(maxHeadBytes: limits.maxHeaderBytes, refusals: refusals)
         let timeouts = ConnectionTimeoutHandler(limits: limits, activity: activity, refusals: refusals)

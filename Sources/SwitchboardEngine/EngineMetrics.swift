@@ -11,8 +11,41 @@ public struct EngineMetrics: Sendable {
     private let refusedRequests: [String: Counter]
     let connections: Meter
     let acceptedConnections: Counter
+    private let openSessions: [Transport: Meter]
+    let slowRequests: SlowRequests
 
-    public init(factory: any MetricsFactory) {
+    /// What `switchboard_transport_sessions{transport}` counts: HTTP/1.1 and HTTP/2 connections, and the
+    /// WebSocket and Server-Sent Events sessions open on them.
+    enum Transport: String, CaseIterable {
+        case http1
+        case http2
+        case websocket
+        case sse
+    }
+
+    /// Histogram buckets for the engine's timers, by label, for a metrics backend to apply: a request's
+    /// stages take microseconds to seconds, finer than the usual buckets (5 ms to 10 s) tell apart.
+    public static let histogramBuckets: [String: [Duration]] = [
+        "switchboard_request_stage_seconds": [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+            .seconds(5), .seconds(10),
+        ]
+    ]
+
+    /// - Parameter slowRequests: where the slowest requests are kept; servers that share one list them
+    ///   together.
+    public init(factory: any MetricsFactory, slowRequests: SlowRequests = SlowRequests()) {
+        self.slowRequests = slowRequests
+        self.openSessions = Dictionary(
+            uniqueKeysWithValues: Transport.allCases.map { transport in
+                let dimensions = [("transport", transport.rawValue)]
+                return (
+                    transport, Meter(label: "switchboard_transport_sessions", dimensions: dimensions, factory: factory)
+                )
+            }
+        )
         self.requestsByClass = (1...5).map { leading in
             Counter(
                 label: "switchboard_requests_total",
@@ -36,12 +69,30 @@ public struct EngineMetrics: Sendable {
         self.acceptedConnections = Counter(label: "switchboard_accepted_connections_total", factory: factory)
     }
 
-    func record(_ journey: RequestJourney, status: HTTPResponseStatus) {
+    /// Times the stages of a finished request, counts its status and keeps it if it is among the slowest.
+    func record(_ journey: RequestJourney, head: HTTPRequestHead, status: HTTPResponseStatus) {
         for (stage, duration) in journey.stageDurations {
             stageTimers[stage.position].recordNanoseconds(duration.nanoseconds)
         }
         requestTimer.recordNanoseconds(journey.total.nanoseconds)
         requestsByClass[min(max(Int(status.code) / 100, 1), 5) - 1].increment()
+        slowRequests.consider(journey, head: head, status: status)
+    }
+
+    /// Counts a session of `transport` open until `channel` closes.
+    func open(_ transport: Transport, until channel: any Channel) {
+        let meter = openSessions[transport]!
+        meter.increment()
+        channel.closeFuture.whenComplete { _ in meter.decrement() }
+    }
+
+    /// Counts a session of `transport` on a channel that outlives it, until `closed`.
+    func opened(_ transport: Transport) {
+        openSessions[transport]!.increment()
+    }
+
+    func closed(_ transport: Transport) {
+        openSessions[transport]!.decrement()
     }
 
     func recordRefusal(_ error: HTTPError) {

@@ -26,6 +26,8 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Body bytes of the stream both ways, counted on HTTP/2 streams only.
     private var streamBytesIn = 0
     private var streamBytesOut = 0
+    /// Whether the response being written is a Server-Sent Events stream, counted as a session until it ends.
+    private var isEventStream = false
 
     init(activity: ConnectionActivity, metrics: EngineMetrics, accessLog: AccessLog?, isStream: Bool) {
         self.activity = activity
@@ -59,11 +61,16 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             journey?.responseStarted = now
             status = head.status
             bytesWrittenBefore = activity.bytesWritten
+            if head.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
+                isEventStream = true
+                metrics.opened(.sse)
+            }
             context.write(data, promise: promise)
         case .body(let body):
             streamBytesOut += isStream ? body.readableBytes : 0
             context.write(data, promise: promise)
         case .end:
+            endEventStream()
             // What the log line needs is taken now: a pipelined request may begin before the flush.
             guard let journey, let request else {
                 context.write(data, promise: promise)
@@ -85,6 +92,21 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         default:
             context.write(data, promise: promise)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endEventStream()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        endEventStream()
+    }
+
+    private func endEventStream() {
+        guard isEventStream else { return }
+        isEventStream = false
+        metrics.closed(.sse)
     }
 
     /// Only a connection's first request has meaningful handshake and read stages: later ones would
@@ -117,7 +139,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func responseFlushed(_ finished: FinishedRequest) {
         var journey = finished.journey
         journey.responseFlushed = .now()
-        metrics.record(journey, status: finished.status)
+        metrics.record(journey, head: finished.head, status: finished.status)
         let bytesIn = isStream ? finished.streamBytes.in : activity.bytesRead - bytesReadBefore
         let bytesOut = isStream ? finished.streamBytes.out : activity.bytesWritten - finished.bytesWrittenBefore
         bytesReadBefore = activity.bytesRead

@@ -47,23 +47,29 @@ public struct WebSocketEndpoint: Sendable {
     /// The largest WebSocket frame accepted.
     var maxFrameSize: Int { min(maxMessageBytes, Int(UInt32.max)) }
 
-    /// The engine's handlers of an upgraded channel, before the application's: reassembly of fragmented
-    /// messages up to `maxMessageBytes`, and the keepalive.
-    func makeHandlers(idleTimeout: TimeAmount) -> [any ChannelHandler] {
-        [
+    /// Makes `channel`, just upgraded, a WebSocket session: the engine's handlers — reassembly of
+    /// fragmented messages up to `maxMessageBytes`, the keepalive — then the application's, counted as open
+    /// until the channel closes.
+    func start(on channel: any Channel, configure: Configure, idleTimeout: TimeAmount, metrics: EngineMetrics) throws {
+        try channel.pipeline.syncOperations.addHandlers([
             NIOWebSocketFrameAggregator(
                 minNonFinalFragmentSize: 0,
                 maxAccumulatedFrameCount: 1024,
                 maxAccumulatedFrameSize: maxMessageBytes
             ),
             WebSocketKeepalive(idleTimeout: idleTimeout),
-        ]
+        ])
+        try configure(channel)
+        metrics.open(.websocket, until: channel)
     }
 
     /// The upgrader of one connection for all `endpoints`, each request going to the endpoint of its
     /// path; what that endpoint's `admit` answered waits here until the upgrade happens.
-    static func makeUpgrader(for endpoints: [WebSocketEndpoint], idleTimeout: TimeAmount) -> NIOWebSocketServerUpgrader
-    {
+    static func makeUpgrader(
+        for endpoints: [WebSocketEndpoint],
+        idleTimeout: TimeAmount,
+        metrics: EngineMetrics
+    ) -> NIOWebSocketServerUpgrader {
         let admitted = NIOLockedValueBox<(WebSocketEndpoint, Configure)?>(nil)
         return NIOWebSocketServerUpgrader(
             maxFrameSize: endpoints.map(\.maxFrameSize).max() ?? 1 << 20,
@@ -83,8 +89,7 @@ public struct WebSocketEndpoint: Sendable {
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     guard let (endpoint, configure) = admitted.withLockedValue({ $0 }) else { return }
-                    try channel.pipeline.syncOperations.addHandlers(endpoint.makeHandlers(idleTimeout: idleTimeout))
-                    try configure(channel)
+                    try endpoint.start(on: channel, configure: configure, idleTimeout: idleTimeout, metrics: metrics)
                 }
             }
         )

@@ -16,6 +16,7 @@ final class HTTP2StreamRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private let webSockets: [WebSocketEndpoint]
     private let idleTimeout: TimeAmount
+    private let metrics: EngineMetrics
     private let serveHTTP: (any Channel) throws -> Void
     /// Frames that came while a WebSocket was being admitted.
     private var held: [HTTP2Frame.FramePayload] = []
@@ -24,9 +25,11 @@ final class HTTP2StreamRouter: ChannelInboundHandler, RemovableChannelHandler {
     init(
         webSockets: [WebSocketEndpoint],
         idleTimeout: TimeAmount,
+        metrics: EngineMetrics,
         serveHTTP: @escaping (any Channel) throws -> Void
     ) {
         self.idleTimeout = idleTimeout
+        self.metrics = metrics
         self.webSockets = webSockets
         self.serveHTTP = serveHTTP
     }
@@ -75,8 +78,7 @@ final class HTTP2StreamRouter: ChannelInboundHandler, RemovableChannelHandler {
             try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: endpoint.maxFrameSize)))
             try pipeline.addHandler(WebSocketProtocolErrorHandler())
-            try pipeline.addHandlers(endpoint.makeHandlers(idleTimeout: idleTimeout))
-            try configure(context.channel)
+            try endpoint.start(on: context.channel, configure: configure, idleTimeout: idleTimeout, metrics: metrics)
         } catch {
             context.close(promise: nil)
             return

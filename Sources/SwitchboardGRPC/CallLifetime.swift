@@ -31,7 +31,7 @@ struct CallLifetime: Sendable {
         } onCancelRPC: {
             work.cancel()
         }
-        if let deadline, ContinuousClock.now >= deadline, work.isCancelled {
+        if let deadline, ContinuousClock.now >= deadline - Self.deadlineSlack, work.isCancelled {
             throw RPCError(code: .deadlineExceeded, message: "The call's deadline passed")
         }
         if Task.isShuttingDownGracefully, case .failure = result {
@@ -42,6 +42,10 @@ struct CallLifetime: Sendable {
         }
         return try result.get()
     }
+
+    /// gRPC's own timer for the deadline starts before the handler reads the metadata, so it cancels the
+    /// call a little before `deadline` as measured here.
+    static let deadlineSlack = Duration.milliseconds(50)
 
     /// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
     static func duration(ofTimeout text: String) -> Duration? {

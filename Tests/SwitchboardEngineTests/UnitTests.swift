@@ -222,3 +222,39 @@ import Testing
         #expect(drain(pipe).hasSuffix(" notice test: port=8080 [SwitchboardEngineTests] started\n"))
     }
 }
+
+@Suite struct SlowRequestsTests {
+    /// A request that began at `start` ms of uptime and took `milliseconds`, the most of it processing.
+    private func journey(start: Int64, milliseconds: Int64) -> RequestJourney {
+        let began = NIODeadline.uptimeNanoseconds(UInt64(start * 1_000_000))
+        var journey = RequestJourney(started: began, firstByte: began, headParsed: began)
+        journey.bodyRead = began
+        journey.responseStarted = began + .milliseconds(milliseconds)
+        journey.responseFlushed = began + .milliseconds(milliseconds)
+        return journey
+    }
+
+    private let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/topics/t/messages?access_token=x")
+
+    @Test func keepsTheSlowestOfTheWindowWithoutTheirQueries() {
+        let slow = SlowRequests(capacity: 3, window: .seconds(60))
+        for (index, milliseconds) in [5, 50, 1, 20, 7, 500].enumerated() {
+            slow.consider(journey(start: Int64(index) * 10, milliseconds: Int64(milliseconds)), head: head, status: .ok)
+        }
+        let kept = slow.slowest(at: .uptimeNanoseconds(1_000_000_000))
+        #expect(kept.map(\.total) == [.milliseconds(500), .milliseconds(50), .milliseconds(20)])
+        #expect(kept.allSatisfy { $0.path == "/v1/topics/t/messages" })
+        #expect(kept[0].stages.last?.0 == .write && kept[0].stages.contains { $0 == (.process, .milliseconds(500)) })
+    }
+
+    @Test func aFasterRequestGetsInOnceTheSlowOnesExpire() {
+        let slow = SlowRequests(capacity: 1, window: .seconds(1))
+        slow.consider(journey(start: 0, milliseconds: 900), head: head, status: .ok)
+        slow.consider(journey(start: 100, milliseconds: 10), head: head, status: .ok)
+        #expect(slow.slowest(at: .uptimeNanoseconds(950_000_000)).map(\.total) == [.milliseconds(900)])
+        // The 900 ms request ended at 0.9 s and is forgotten at 1.9 s.
+        slow.consider(journey(start: 2000, milliseconds: 10), head: head, status: .ok)
+        #expect(slow.slowest(at: .uptimeNanoseconds(2_100_000_000)).map(\.total) == [.milliseconds(10)])
+        #expect(slow.slowest(at: .uptimeNanoseconds(3_100_000_000)).isEmpty)
+    }
+}

@@ -3,14 +3,17 @@ message published by the test in the live tail, a job's timeline through to succ
 under load), the pattern lab measures all four patterns with nothing missed, and with JWT on the page's
 data needs a token. Each test saves a screenshot of its page to docs/console/."""
 import json
+import subprocess
 import time
 
 import jwt
 import pytest
+import websockets.sync.client
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from conftest import ROOT, curl, headless_chromium
+from edge_support import Edge, Upstream, UpstreamProcess
 
 SCREENSHOTS = ROOT / "docs" / "console"
 
@@ -56,7 +59,35 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     for _ in range(30):
         curl(f"{server.url}/v1/topics/warm/messages")
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#journey rect"), timeout=10, message="journey chart")
-    screenshot(browser, "overview")
+    # Each stage's histogram with its percentiles, from the buckets of the last five seconds.
+    process = lambda: browser.execute_script(
+        "const g = document.querySelector('#journey g[data-stage=process]');"
+        "return g && [Number(g.dataset.count), Number(g.dataset.p50), Number(g.dataset.p99)]")
+    until(lambda: process() and process()[0] >= 30, message="the process stage's histogram")
+    count, p50, p99 = process()
+    assert 0 <= p50 <= p99 < 1000
+    # Sessions by transport: one SSE stream and one WebSocket held open by the test, and the slowest
+    # request listed with its stages, without its query (which held a token).
+    stream = subprocess.Popen(["curl", "-s", "-N", f"{server.url}/v1/topics/console-sse/events"],
+                              stdout=subprocess.DEVNULL)
+    socket = websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/v1/ws")
+    try:
+        card = lambda key: browser.execute_script(
+            f"return document.querySelector('[data-card={key}] .value')?.textContent")
+        until(lambda: card("sse") == "1" and card("websocket") == "1", message="the SSE and WebSocket sessions")
+        assert int(card("http1")) >= 3
+        status, _ = curl(f"{server.url}/v1/topics/console-slow/messages?wait=1.2&access_token=SECRET")
+        assert status == 200
+        slowest = lambda: browser.find_element(By.ID, "slow-rows").text
+        until(lambda: "GET /v1/topics/console-slow/messages" in slowest(), message="the slow request listed")
+        assert "SECRET" not in slowest() and "process" in slowest()
+        total = browser.execute_script("return Number(document.querySelector('#slow-rows .total').textContent)")
+        assert total >= 1200
+        screenshot(browser, "overview")
+    finally:
+        socket.close()
+        stream.terminate()
+    until(lambda: card("sse") == "0" and card("websocket") == "0", message="the sessions counted closed")
 
     page(browser, "topics")
     topic = browser.find_element(By.ID, "tail-topic")
@@ -186,3 +217,42 @@ def test_with_jwt_on_the_console_needs_an_admin_token(start_server, browser):
     until(lambda: "succeeded" in states(), timeout=10, message="the job to succeed")
     status, body = curl("-H", f"Authorization: Bearer {admin}", f"{server.url}/v1/uploads")
     assert status == 200 and json.loads(body) == {"uploads": []}
+
+
+def test_the_edge_console_shows_listeners_routes_and_upstream_health(tmp_path, browser):
+    a, b = Upstream("a"), UpstreamProcess("b")  # b is killed: its open connections end with it
+    edge = Edge({
+        "admin": "127.0.0.1:0",
+        "listeners": [{"name": "web", "kind": "http", "listen": "127.0.0.1:0",
+                       "routes": [{"pathPrefix": "/api", "cluster": "main"}]}],
+        "clusters": [{"name": "main", "balance": "least-connections",
+                      "upstreams": [{"address": a.address}, {"address": b.address}],
+                      "healthCheck": {"interval": "300ms", "healthy": 1, "unhealthy": 2}}],
+    }, tmp_path)
+    try:
+        browser.get(f"{edge.url('admin')}/console")
+        visible = lambda: browser.execute_script(
+            "return [...document.querySelectorAll('nav button')].filter((b) => !b.hidden).map((b) => b.dataset.page)")
+        until(lambda: visible() == ["overview", "connections", "edge"], message="the edge's pages")
+        for _ in range(20):
+            assert curl(f"{edge.url('web')}/api/items")[0] == 200
+        page(browser, "edge")
+        listeners = lambda: browser.find_element(By.ID, "edge-listener-rows").text
+        until(lambda: f"127.0.0.1:{edge.ports['web']}" in listeners(), message="the listener's bound address")
+        assert "/api → main" in listeners() and "shared-listener" in listeners()
+        state = lambda upstream: browser.execute_script(
+            f"return document.querySelector('#edge-upstream-rows tr[data-upstream=\"{upstream.address}\"] .state')"
+            "?.textContent")
+        until(lambda: state(a) == "healthy" and state(b) == "healthy", message="both upstreams healthy")
+        until(lambda: "web" in browser.find_element(By.ID, "edge-route-rows").text, message="the route's figures")
+        b.kill()
+        until(lambda: state(b) == "unhealthy", timeout=10, message="the stopped upstream shown unhealthy")
+        assert state(a) == "healthy"
+        screenshot(browser, "edge")
+        # The overview of the edge: its own requests, slowest first.
+        page(browser, "overview")
+        until(lambda: "GET /api/items" in browser.find_element(By.ID, "slow-rows").text, message="the edge's requests")
+        assert errors(browser) == []
+    finally:
+        a.stop()
+        edge.stop()

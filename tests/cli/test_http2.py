@@ -116,6 +116,10 @@ def test_twenty_event_streams_share_one_connection(start_server, tmp_path):
          "--cacert", str(certificate)] + [f"{base}/v1/topics/news{n}/events" for n in range(20)],
         stdout=subprocess.PIPE, text=True)
     time.sleep(1.5)
+    # Counted by transport: one HTTP/2 connection carrying twenty SSE streams.
+    metrics = curl(f"{server.url}/metrics")[1]
+    assert 'switchboard_transport_sessions{transport="http2"} 1.0' in metrics
+    assert 'switchboard_transport_sessions{transport="sse"} 20.0' in metrics
     for n in range(20):
         status, _ = curl_tls(certificate, "--http2", "-X", "POST", "--data-binary", f"story {n}",
                              f"{base}/v1/topics/news{n}/messages")
@@ -123,8 +127,8 @@ def test_twenty_event_streams_share_one_connection(start_server, tmp_path):
     output, _ = streams.communicate(timeout=15)
     assert sorted(line for line in output.splitlines() if line.startswith("data: ")) == \
         sorted(f"data: story {n}" for n in range(20))
-    # One connection for the 20 streams, one per publish, one for the first look at the metrics: 22.
-    assert accepted_connections(server) - before == 22
+    # One connection for the 20 streams, one per publish, one for each look at the metrics: 23.
+    assert accepted_connections(server) - before == 23
 
 
 def test_settings_say_the_limits_and_an_extra_stream_is_refused(start_server):
