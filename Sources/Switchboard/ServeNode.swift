@@ -52,9 +52,14 @@ public final class ServeNode: Sendable {
         let runner = JobRunner(jobs: jobs, handlers: handlers, queues: settings.jobQueues, logger: logger)
 
         var router = Router(defaultMaxBodyBytes: settings.engine.limits.maxBodyBytes)
-        let slowRequests = SlowRequests()
-        OperationsAPI(store: store, registry: registry, engine: settings.engine, slowRequests: slowRequests)
-            .register(in: &router)
+        let (slowRequests, listeners) = (SlowRequests(), ListenerDirectory())
+        OperationsAPI(
+            store: store,
+            registry: registry,
+            engine: settings.engine,
+            slowRequests: slowRequests,
+            listeners: listeners
+        ).register(in: &router)
         let topics = TopicsAPI(broker: broker, configuration: settings.topics)
         topics.register(in: &router)
         var jobsConfiguration = JobsAPI.Configuration()
@@ -99,7 +104,7 @@ public final class ServeNode: Sendable {
         let server = HTTPServer(
             configuration: settings.engine,
             responder: access,
-            metrics: EngineMetrics(factory: metrics, slowRequests: slowRequests),
+            metrics: EngineMetrics(factory: metrics, slowRequests: slowRequests, listeners: listeners),
             logger: logger,
             accessLog: accessLog,
             webSockets: [
@@ -123,11 +128,16 @@ public final class ServeNode: Sendable {
                 metrics: metrics,
                 accessLog: accessLog,
                 logger: logger,
-                onListening: onGRPCListening
+                onListening: { port in
+                    listeners.add(port: port, .init(serves: "grpc"))
+                    onGRPCListening(port)
+                }
             )
         }
         let stun = settings.stun.map { configuration in
             STUNListener(configuration: configuration, metrics: metrics, logger: logger) { port, tlsPort in
+                listeners.add(port: port, .init(serves: "stun/turn"))
+                if let tlsPort { listeners.add(port: tlsPort, .init(serves: "turns")) }
                 iceServers.listening(host: configuration.host, port: port, tlsPort: tlsPort)
             }
         }

@@ -16,17 +16,20 @@ public struct OperationsAPI: Sendable {
     /// The engine's settings, for the execution model `/v1/connections` reports.
     let engine: EngineConfiguration
     let slowRequests: SlowRequests
+    let listeners: ListenerDirectory
 
     public init(
         store: any Store,
         registry: PrometheusCollectorRegistry,
         engine: EngineConfiguration,
-        slowRequests: SlowRequests
+        slowRequests: SlowRequests,
+        listeners: ListenerDirectory
     ) {
         self.store = store
         self.registry = registry
         self.engine = engine
         self.slowRequests = slowRequests
+        self.listeners = listeners
     }
 
     public func register(in router: inout Router) {
@@ -35,6 +38,7 @@ public struct OperationsAPI: Sendable {
             emitMetrics: { registry.emit(into: &$0) },
             engine: engine,
             slowRequests: slowRequests,
+            listeners: listeners,
             authorizeAdministrator: { try Caller.authorize(.administer) }
         ).register(in: &router)
         router.add(.GET, "/readyz") { _ in

@@ -29,6 +29,8 @@ public final class EdgeNode: Service, Sendable {
     private let boundAddresses = Mutex<[String: SocketAddress]>([:])
     /// The slowest requests of all `http` listeners, for the console.
     private let slowRequests = SlowRequests()
+    /// What each listening socket serves (its listener's name), for the console.
+    private let listenerDirectory = ListenerDirectory()
     private let healthChecks = Mutex<Task<Void, Never>?>(nil)
 
     /// Reads and validates the configuration at `path`.
@@ -92,7 +94,7 @@ public final class EdgeNode: Service, Sendable {
         switch listener.kind {
         case .http:
             var engine = EngineConfiguration()
-            (engine.host, engine.port, engine.executionModel) = (host, port, model)
+            (engine.host, engine.port, engine.executionModel, engine.name) = (host, port, model, name)
             engine.drainTimeout = drainTimeout
             engine.limits.maxBodyBytes = listener.maxBodyBytes ?? 1 << 30
             engine.tls = try listener.tls.map { try Self.tlsListener(host: host, port: port, files: $0) }
@@ -101,7 +103,11 @@ public final class EdgeNode: Service, Sendable {
             let server = HTTPServer(
                 configuration: engine,
                 responder: CurrentReverseProxy(node: self, listener: name),
-                metrics: EngineMetrics(factory: metricsFactory, slowRequests: slowRequests),
+                metrics: EngineMetrics(
+                    factory: metricsFactory,
+                    slowRequests: slowRequests,
+                    listeners: listenerDirectory
+                ),
                 logger: logger,
                 accessLog: accessLog,
                 protocolSwitches: [relay.protocolSwitch],
@@ -113,6 +119,14 @@ public final class EdgeNode: Service, Sendable {
             options.allowRemoteHalfClosure = true  // a tunnel's sides end one at a time
             let sockets = try await ListeningSockets(executionModel: model, group: eventLoopGroup, options: options)
                 .bind(host: host, port: port) { [self] channel in initialize(channel, for: listener) }
+            listenerDirectory.add(
+                port: sockets.address.port ?? 0,
+                .init(
+                    serves: name,
+                    executionModel: model,
+                    eventLoops: model == .single ? 1 : Array(eventLoopGroup.makeIterator()).count
+                )
+            )
             await onListening(name, sockets.address)
             try? await gracefulShutdown()
             await sockets.drain(timeout: drainTimeout)
@@ -159,6 +173,7 @@ public final class EdgeNode: Service, Sendable {
             emitMetrics: { registry.emit(into: &$0) },
             engine: nil,
             slowRequests: slowRequests,
+            listeners: listenerDirectory,
             authorizeAdministrator: {}
         ).register(in: &router)
         router.addImmediate(.GET, "/v1/whoami") { _ in
@@ -170,12 +185,12 @@ public final class EdgeNode: Service, Sendable {
             )
         }
         var engine = EngineConfiguration()
-        (engine.host, engine.port) = (host, port)
+        (engine.host, engine.port, engine.name) = (host, port, "admin")
         let onListening = self.onListening
         let server = HTTPServer(
             configuration: engine,
             responder: router,
-            metrics: EngineMetrics(factory: metricsFactory),
+            metrics: EngineMetrics(factory: metricsFactory, listeners: listenerDirectory),
             logger: logger,
             onListening: { await onListening("admin", $0) }
         )

@@ -35,7 +35,7 @@ struct EdgeStatus {
     private func listener(_ writer: inout JSONObjectWriter, _ listener: EdgeConfiguration.Listener) {
         writer.string("name", listener.name)
         writer.string("kind", listener.kind.rawValue)
-        writer.string("listen", boundAddresses[listener.name].map(Self.text) ?? listener.listen)
+        writer.string("listen", boundAddresses[listener.name]?.hostAndPort ?? listener.listen)
         writer.string("executionModel", listener.executionModel ?? ExecutionModel.sharedListener.rawValue)
         writer.bool("tls", listener.tls != nil)
         writer.string("cluster", listener.cluster)
@@ -54,9 +54,4 @@ struct EdgeStatus {
         )
     }
 
-    /// `host:port`, with brackets around an IPv6 host.
-    private static func text(_ address: SocketAddress) -> String {
-        let host = address.ipAddress ?? "?"
-        return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
-    }
 }

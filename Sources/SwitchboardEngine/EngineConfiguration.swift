@@ -30,6 +30,8 @@ public struct EngineConfiguration: Sendable {
     public var servesCleartext = true
     /// HTTP/2 on the TLS listener (ALPN `h2`) and, with prior knowledge, on the cleartext one.
     public var http2 = HTTP2Configuration()
+    /// What the listeners serve, as `/v1/connections` names them. Default `http`.
+    public var name = "http"
 
     public init() {}
 }

@@ -13,6 +13,7 @@ public struct EngineMetrics: Sendable {
     let acceptedConnections: Counter
     private let openSessions: [Transport: Meter]
     let slowRequests: SlowRequests
+    let listeners: ListenerDirectory
 
     /// What `switchboard_transport_sessions{transport}` counts: HTTP/1.1 and HTTP/2 connections, and the
     /// WebSocket and Server-Sent Events sessions open on them.
@@ -34,10 +35,16 @@ public struct EngineMetrics: Sendable {
         ]
     ]
 
-    /// - Parameter slowRequests: where the slowest requests are kept; servers that share one list them
-    ///   together.
-    public init(factory: any MetricsFactory, slowRequests: SlowRequests = SlowRequests()) {
+    /// - Parameters:
+    ///   - slowRequests: where the slowest requests are kept; servers that share one list them together.
+    ///   - listeners: where the server records what its listening sockets serve.
+    public init(
+        factory: any MetricsFactory,
+        slowRequests: SlowRequests = SlowRequests(),
+        listeners: ListenerDirectory = ListenerDirectory()
+    ) {
         self.slowRequests = slowRequests
+        self.listeners = listeners
         self.openSessions = Dictionary(
             uniqueKeysWithValues: Transport.allCases.map { transport in
                 let dimensions = [("transport", transport.rawValue)]

@@ -134,18 +134,23 @@ public final class HTTPServer: Service, Sendable {
         options.tcpNoDelay = configuration.tcpNoDelay
         options.tcpFastOpenQueue = configuration.tcpFastOpenQueue
         // The TLS listener has one socket: reuseport shards only the cleartext one.
-        let sockets = ListeningSockets(
-            executionModel: tls == nil ? configuration.executionModel : .sharedListener,
-            group: group,
-            options: options,
-            connections: connections
-        )
-        return try await sockets.bind(
+        let model = tls == nil ? configuration.executionModel : .sharedListener
+        let sockets = ListeningSockets(executionModel: model, group: group, options: options, connections: connections)
+        let bound = try await sockets.bind(
             host: tls?.host ?? configuration.host,
             port: tls?.port ?? configuration.port,
         ) { channel in
             channel.eventLoop.makeCompletedFuture { try pipeline.configure(channel) }
         }
+        metrics.listeners.add(
+            port: bound.address.port ?? 0,
+            .init(
+                serves: configuration.name + (tls == nil ? "" : " (TLS)"),
+                executionModel: model,
+                eventLoops: Array(group.makeIterator()).count
+            )
+        )
+        return bound
     }
 }
 

@@ -11,6 +11,7 @@ import Foundation
 public struct KernelView: Sendable {
     public struct Listener: Sendable {
         public var address: String
+        public var port: Int? { address.split(separator: ":").last.flatMap { Int($0) } }
         /// Connections the kernel completed that the server has not accepted yet.
         public var acceptQueue: Int
     }

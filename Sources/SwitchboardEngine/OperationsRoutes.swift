@@ -15,6 +15,8 @@ public struct OperationsRoutes: Sendable {
     /// differ (the edge's, which its own page lists).
     public var engine: EngineConfiguration?
     public var slowRequests: SlowRequests
+    /// What each listening socket serves.
+    public var listeners: ListenerDirectory
     /// Throws unless the caller may see the administrators' views.
     public var authorizeAdministrator: @Sendable () throws -> Void
 
@@ -22,11 +24,13 @@ public struct OperationsRoutes: Sendable {
         emitMetrics: @escaping @Sendable (inout [UInt8]) -> Void,
         engine: EngineConfiguration?,
         slowRequests: SlowRequests,
+        listeners: ListenerDirectory,
         authorizeAdministrator: @escaping @Sendable () throws -> Void
     ) {
         self.emitMetrics = emitMetrics
         self.engine = engine
         self.slowRequests = slowRequests
+        self.listeners = listeners
         self.authorizeAdministrator = authorizeAdministrator
     }
 
@@ -36,10 +40,12 @@ public struct OperationsRoutes: Sendable {
         }
         let emitMetrics = self.emitMetrics
         router.addImmediate(.GET, "/metrics") { _ in .prometheus(emitMetrics) }
-        let (authorize, engine, slowRequests) = (authorizeAdministrator, self.engine, self.slowRequests)
+        let (authorize, engine, slowRequests, listeners) = (
+            authorizeAdministrator, self.engine, self.slowRequests, self.listeners
+        )
         router.add(.GET, "/v1/connections") { _ in
             try authorize()
-            return .json(ByteBuffer(bytes: Self.connections(KernelView.read(), engine: engine)))
+            return .json(ByteBuffer(bytes: Self.connections(KernelView.read(), engine: engine, listeners: listeners)))
         }
         router.add(.GET, "/v1/requests/slowest") { _ in
             try authorize()
@@ -61,8 +67,9 @@ public struct OperationsRoutes: Sendable {
         }
     }
 
-    /// The execution model and what the kernel knows of the server's sockets.
-    static func connections(_ view: KernelView, engine: EngineConfiguration?) -> [UInt8] {
+    /// The execution model and what the kernel knows of the server's sockets, each listening one named
+    /// with what it serves.
+    static func connections(_ view: KernelView, engine: EngineConfiguration?, listeners: ListenerDirectory) -> [UInt8] {
         var body = JSONObjectWriter(capacity: 4096)
         body.string("executionModel", engine?.executionModel.rawValue)
         body.number("eventLoops", engine?.eventLoops)
@@ -74,6 +81,10 @@ public struct OperationsRoutes: Sendable {
             JSONObjectWriter.array(view.listeners) { writer, listener in
                 writer.string("address", listener.address)
                 writer.number("acceptQueue", listener.acceptQueue)
+                let known = listener.port.flatMap(listeners.listener(port:))
+                writer.string("serves", known?.serves)
+                writer.string("executionModel", known?.executionModel?.rawValue)
+                writer.number("eventLoops", known?.eventLoops)
             }
         )
         body.number("listenOverflows", view.listenOverflows)

@@ -3,6 +3,7 @@ message published by the test in the live tail, a job's timeline through to succ
 under load), the pattern lab measures all four patterns with nothing missed, and with JWT on the page's
 data needs a token. Each test saves a screenshot of its page to docs/console/."""
 import json
+import os
 import subprocess
 import time
 
@@ -152,6 +153,12 @@ def test_each_page_shows_live_data_without_errors(start_server, browser):
     page(browser, "connections")
     until(lambda: f"127.0.0.1:{server.port}" in browser.find_element(By.ID, "listener-rows").text,
           message="the listening socket")
+    listener = lambda port: browser.execute_script(
+        "return [...document.querySelectorAll('#listener-rows tr')].map((row) => [...row.cells].map((c) => c.textContent))"
+        f".find((cells) => cells[0].endsWith(':{port}'))")
+    # Each listening socket named with what it serves and how: the HTTP one, and gRPC's.
+    assert listener(server.port)[1:4] == ["http", "shared-listener", str(os.cpu_count())]
+    assert listener(server.grpc_target.split(":")[1])[1] == "grpc"
     assert "execution model shared-listener" in browser.find_element(By.ID, "execution").text
     assert "ListenOverflows" in browser.find_element(By.ID, "execution").text
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#connection-rows tr"), message="a connection")
@@ -249,6 +256,11 @@ def test_the_edge_console_shows_listeners_routes_and_upstream_health(tmp_path, b
         until(lambda: state(b) == "unhealthy", timeout=10, message="the stopped upstream shown unhealthy")
         assert state(a) == "healthy"
         screenshot(browser, "edge")
+        # The kernel's view of the edge's sockets, each named by its listener.
+        page(browser, "connections")
+        rows = lambda: browser.find_element(By.ID, "listener-rows").text
+        until(lambda: f"127.0.0.1:{edge.ports['web']} web shared-listener" in rows()
+              and f"127.0.0.1:{edge.ports['admin']} admin" in rows(), message="the edge's listeners named")
         # The overview of the edge: its own requests, slowest first.
         page(browser, "overview")
         until(lambda: "GET /api/items" in browser.find_element(By.ID, "slow-rows").text, message="the edge's requests")
