@@ -88,7 +88,7 @@ public struct JobsAPI: Sendable {
         if let wait, let finished = try await jobs.job(id: change.job.id, finishedWithin: wait) {
             change.job = finished
         }
-        return Self.submitted(change)
+        return Self.submitted(change).held(wait != nil)
     }
 
     /// 202 with `Location` while the job is live, 200 once it is final; marked when a unique job existed.
@@ -176,7 +176,7 @@ public struct JobsAPI: Sendable {
             let version = try query.integer("version", in: 0...Int64.max) ?? job.version
             job = try await jobs.job(id: job.id, changedAfter: version, waitingUpTo: wait) ?? job
         }
-        return try answer(job)
+        return try answer(job).held(wait != nil)
     }
 
     /// `GET /v1/jobs?queue=Q&state=S&limit=N`, newest first; `state=dead` is the dead-letter list.
@@ -227,9 +227,9 @@ public struct JobsAPI: Sendable {
         let wait = try query.seconds("wait", max: configuration.maxWaitSeconds) ?? .zero
         let lease = try leaseDuration(query.seconds("lease", max: configuration.maxLeaseSeconds))
         guard let job = try await jobs.claim(queue: queue, lease: lease, waitingUpTo: wait) else {
-            return Response(status: .noContent)
+            return Response(status: .noContent).held(wait > .zero)
         }
-        return .json(ByteBuffer(bytes: JobJSON.encode(job, withLease: true)))
+        return Response.json(ByteBuffer(bytes: JobJSON.encode(job, withLease: true))).held(wait > .zero)
     }
 
     private func heartbeat(_ request: Request) async throws -> Response {

@@ -186,7 +186,7 @@ public struct TopicsAPI: Sendable {
             error.headers.add(name: "Switchboard-Earliest-Offset", value: String(slice.earliestOffset))
             throw error
         }
-        return try .json(
+        return try Response.json(
             MessagesJSON(
                 topic: topic,
                 messages: slice.messages.map(MessageJSON.init),
@@ -194,7 +194,7 @@ public struct TopicsAPI: Sendable {
                 latestOffset: slice.latestOffset,
                 next: slice.messages.last?.offset ?? after
             )
-        )
+        ).held(wait > .zero)
     }
 
     /// Server-Sent Events: `id:` is the offset, resumed from `Last-Event-ID` or `?after=`; a heartbeat

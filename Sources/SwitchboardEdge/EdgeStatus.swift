@@ -47,7 +47,8 @@ struct EdgeStatus {
                     writer.string("name", "\(index):\(route.cluster)")
                     writer.string("host", route.host)
                     writer.string("pathPrefix", route.pathPrefix ?? "/")
-                    writer.string("header", route.header.map { "\($0.name)" + ($0.value.map { ": \($0)" } ?? "") })
+                    // The header's name only: its value may be a shared secret.
+                    writer.string("header", route.header?.name)
                     writer.string("cluster", route.cluster)
                 }
             }

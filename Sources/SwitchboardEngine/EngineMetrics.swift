@@ -76,14 +76,17 @@ public struct EngineMetrics: Sendable {
         self.acceptedConnections = Counter(label: "switchboard_accepted_connections_total", factory: factory)
     }
 
-    /// Times the stages of a finished request, counts its status and keeps it if it is among the slowest.
-    func record(_ journey: RequestJourney, head: HTTPRequestHead, status: HTTPResponseStatus) {
+    /// Times the stages of a finished request, counts its status and keeps it if it is among the slowest,
+    /// unless it was held open on purpose (an event stream, a long poll): its time is then the client's.
+    func record(_ journey: RequestJourney, head: HTTPRequestHead, status: HTTPResponseStatus, wasHeld: Bool) {
         for (stage, duration) in journey.stageDurations {
             stageTimers[stage.position].recordNanoseconds(duration.nanoseconds)
         }
         requestTimer.recordNanoseconds(journey.total.nanoseconds)
         requestsByClass[min(max(Int(status.code) / 100, 1), 5) - 1].increment()
-        slowRequests.consider(journey, head: head, status: status)
+        if !wasHeld {
+            slowRequests.consider(journey, head: head, status: status)
+        }
     }
 
     /// Counts a session of `transport` open until `channel` closes.

@@ -294,6 +294,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .closing
         }
         let sendsBody = request.method != .HEAD
+        if response.isHeld {
+            context.triggerUserOutboundEvent(ResponseHeld(), promise: nil)
+        }
         switch response.body {
         case .buffer(let buffer):
             head.headers.replaceOrAdd(name: "content-length", value: String(buffer.readableBytes))

@@ -28,6 +28,8 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var streamBytesOut = 0
     /// Whether the response being written is a Server-Sent Events stream, counted as a session until it ends.
     private var isEventStream = false
+    /// Whether the response being written was held open on purpose (an event stream, a long poll).
+    private var wasHeld = false
 
     init(activity: ConnectionActivity, metrics: EngineMetrics, accessLog: AccessLog?, isStream: Bool) {
         self.activity = activity
@@ -61,8 +63,9 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             journey?.responseStarted = now
             status = head.status
             bytesWrittenBefore = activity.bytesWritten
-            if head.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
+            if !isEventStream, head.headers.first(name: "content-type")?.isEventStream == true {
                 isEventStream = true
+                wasHeld = true
                 metrics.opened(.sse)
             }
             context.write(data, promise: promise)
@@ -80,17 +83,29 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
                 journey: journey,
                 head: request,
                 status: status,
+                wasHeld: wasHeld,
                 bytesWrittenBefore: bytesWrittenBefore,
                 streamBytes: (streamBytesIn, streamBytesOut)
             )
             self.journey = nil
             self.request = nil
+            wasHeld = false
             let promise = promise ?? context.eventLoop.makePromise()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             promise.futureResult.whenSuccess { loopBound.value.responseFlushed(finished) }
             context.write(data, promise: promise)
         default:
             context.write(data, promise: promise)
+        }
+    }
+
+    /// `ResponseHeld`, from the request handler before it writes a held response's head.
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if event is ResponseHeld {
+            wasHeld = true
+            promise?.succeed()
+        } else {
+            context.triggerUserOutboundEvent(event, promise: promise)
         }
     }
 
@@ -132,6 +147,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
         var journey: RequestJourney
         var head: HTTPRequestHead
         var status: HTTPResponseStatus
+        var wasHeld: Bool
         var bytesWrittenBefore: Int
         var streamBytes: (in: Int, out: Int)
     }
@@ -139,7 +155,7 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func responseFlushed(_ finished: FinishedRequest) {
         var journey = finished.journey
         journey.responseFlushed = .now()
-        metrics.record(journey, head: finished.head, status: finished.status)
+        metrics.record(journey, head: finished.head, status: finished.status, wasHeld: finished.wasHeld)
         let bytesIn = isStream ? finished.streamBytes.in : activity.bytesRead - bytesReadBefore
         let bytesOut = isStream ? finished.streamBytes.out : activity.bytesWritten - finished.bytesWrittenBefore
         bytesReadBefore = activity.bytesRead
@@ -170,5 +186,16 @@ extension RequestJourneyHandler {
             item.hasPrefix("access_token=") ? "access_token=REDACTED" : String(item)
         }
         return uri[...mark] + items.joined(separator: "&")
+    }
+}
+
+/// Says that the response about to be written was held open on purpose (`Response.isHeld`).
+struct ResponseHeld {}
+
+extension String {
+    /// Whether a `Content-Type` value is `text/event-stream`, in any letter case, without allocating.
+    fileprivate var isEventStream: Bool {
+        let wanted = "text/event-stream".utf8
+        return utf8.count >= wanted.count && zip(utf8, wanted).allSatisfy { $0 | 0x20 == $1 }
     }
 }

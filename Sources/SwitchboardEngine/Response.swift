@@ -6,6 +6,9 @@ public struct Response: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: Body
+    /// Whether the handler held the request open on purpose before answering (a long poll): its time is
+    /// then the client's wait, and it is left out of the slowest requests.
+    public var isHeld = false
 
     /// A response body.
     public enum Body: Sendable {
@@ -43,6 +46,13 @@ public struct Response: Sendable {
             headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
             body: .buffer(ByteBuffer(bytes: text))
         )
+    }
+
+    /// This response, marked held open on purpose when `isHeld` (a long poll that was asked to wait).
+    public func held(_ isHeld: Bool) -> Response {
+        var response = self
+        response.isHeld = isHeld
+        return response
     }
 
     /// The JSON error response for `error`.

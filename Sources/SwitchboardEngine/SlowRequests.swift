@@ -5,11 +5,13 @@ import NIOHTTP1
 import Synchronization
 
 /// The slowest requests of the last minute, each with its journey's stages: what the console's overview
-/// lists. A request faster than the slowest few seen lately is turned away by one atomic load, so the
-/// common request never takes the lock.
+/// lists. Requests are kept per slice of the window (six of ten seconds), the slowest few of each, so that
+/// a burst of slow requests hides faster ones only while it is itself in the window. A request faster than
+/// the slowest few of the current slice is turned away by two atomic loads: the common request never takes
+/// the lock. Event streams and held responses (long polls) are not listed: their time is the client's.
 public final class SlowRequests: Sendable {
-    /// One finished request: its method, path (never its query, which may hold a token), status, when it
-    /// ended and how long each stage took.
+    /// One finished request: its method, path (never its query or fragment, which may hold a token, nor
+    /// an absolute-form target's authority), status, when it ended and how long each stage took.
     public struct Entry: Sendable {
         public var method: String
         public var path: String
@@ -17,69 +19,83 @@ public final class SlowRequests: Sendable {
         public var finishedAt: Date
         public var total: TimeAmount
         public var stages: [(JourneyStage, TimeAmount)]
-        /// When the entry leaves the list (on the monotonic clock).
-        var expires: NIODeadline
+        /// When it ended, on the monotonic clock.
+        var ended: NIODeadline
     }
 
-    /// How many are kept.
+    /// The slowest `capacity` requests of one slice of the window.
+    private struct Slice {
+        var index: Int64
+        var entries: [Entry] = []
+    }
+
+    /// How many are listed.
     public let capacity: Int
-    /// How long one is kept.
+    /// How long one is listed.
     public let window: TimeAmount
-    private let entries = NIOLockedValueBox<[Entry]>([])
-    /// Nanoseconds a request must take to be considered while the list is full: its fastest entry's.
+    private let sliceLength: Int64
+    private let slices = NIOLockedValueBox<[Slice]>([])
+    /// Nanoseconds a request must exceed to be considered while the current slice is full, and that slice.
     private let floor = Atomic<Int64>(0)
-    /// Uptime nanoseconds at which an entry expires and `floor` no longer holds.
-    private let floorExpires = Atomic<Int64>(0)
+    private let floorSlice = Atomic<Int64>(-1)
 
     public init(capacity: Int = 20, window: TimeAmount = .seconds(60)) {
         self.capacity = capacity
         self.window = window
+        self.sliceLength = max(1, window.nanoseconds / 6)
     }
 
-    /// Keeps the request if it is among the slowest of the window.
+    /// Keeps the request if it is among the slowest of its slice.
     func consider(_ journey: RequestJourney, head: HTTPRequestHead, status: HTTPResponseStatus) {
         let total = journey.total
-        let now = journey.responseFlushed ?? .now()
-        guard
-            total.nanoseconds > floor.load(ordering: .relaxed)
-                || now.uptimeNanoseconds >= UInt64(floorExpires.load(ordering: .relaxed))
+        let ended = journey.responseFlushed ?? .now()
+        let index = Int64(ended.uptimeNanoseconds) / sliceLength
+        guard total.nanoseconds > floor.load(ordering: .relaxed) || index != floorSlice.load(ordering: .relaxed)
         else { return }
         let entry = Entry(
             method: head.method.rawValue,
-            path: String(head.uri.prefix { $0 != "?" }),
+            path: Self.path(of: head.uri),
             status: Int(status.code),
             finishedAt: Date(),
             total: total,
             stages: journey.stageDurations,
-            expires: now + window
+            ended: ended
         )
-        entries.withLockedValue { entries in
-            entries.removeAll { $0.expires <= now }
+        slices.withLockedValue { slices in
+            slices.removeAll { $0.index <= index - 6 }
+            let slot =
+                slices.firstIndex { $0.index == index }
+                ?? {
+                    slices.append(Slice(index: index))
+                    return slices.count - 1
+                }()
+            var entries = slices[slot].entries
             let place = entries.firstIndex { $0.total < total } ?? entries.endIndex
             entries.insert(entry, at: place)
             if entries.count > capacity { entries.removeLast() }
-            publishFloor(of: entries)
+            slices[slot].entries = entries
+            floor.store(entries.count >= capacity ? entries.last!.total.nanoseconds : 0, ordering: .relaxed)
+            floorSlice.store(index, ordering: .relaxed)
         }
     }
 
-    /// The entries of the window, slowest first.
+    /// The slowest of the window, slowest first.
     public var slowest: [Entry] { slowest(at: .now()) }
 
     func slowest(at now: NIODeadline) -> [Entry] {
-        entries.withLockedValue { entries in
-            entries.removeAll { $0.expires <= now }
-            publishFloor(of: entries)
-            return entries
+        let entries = slices.withLockedValue { slices in
+            slices.flatMap(\.entries)
         }
+        return Array(entries.filter { $0.ended + window > now }.sorted { $0.total > $1.total }.prefix(capacity))
     }
 
-    /// Below capacity everything is considered; at it, only what is slower than the fastest kept, until
-    /// the first entry expires.
-    private func publishFloor(of entries: [Entry]) {
-        let full = entries.count >= capacity
-        floor.store(full ? entries.last!.total.nanoseconds : 0, ordering: .relaxed)
-        let expiry = entries.map(\.expires.uptimeNanoseconds).min() ?? 0
-        floorExpires.store(full ? Int64(clamping: expiry) : 0, ordering: .relaxed)
+    /// The target without query or fragment, and without scheme and authority when in absolute form.
+    static func path(of target: String) -> String {
+        var path = target.prefix { $0 != "?" && $0 != "#" }
+        if let scheme = path.range(of: "://"), !path[..<scheme.lowerBound].contains("/") {
+            path = path[scheme.upperBound...].drop { $0 != "/" }
+        }
+        return String(path)
     }
 
     /// `{"requests":[{"method","path","status","finishedAt","totalMicroseconds","stages":{stage: µs}}]}`.

@@ -247,14 +247,21 @@ import Testing
         #expect(kept[0].stages.last?.0 == .write && kept[0].stages.contains { $0 == (.process, .milliseconds(500)) })
     }
 
-    @Test func aFasterRequestGetsInOnceTheSlowOnesExpire() {
-        let slow = SlowRequests(capacity: 1, window: .seconds(1))
+    @Test func fasterRequestsAfterASlowBurstShowOnceItLeavesTheWindow() {
+        let slow = SlowRequests(capacity: 1, window: .seconds(60))  // slices of 10 s
         slow.consider(journey(start: 0, milliseconds: 900), head: head, status: .ok)
-        slow.consider(journey(start: 100, milliseconds: 10), head: head, status: .ok)
-        #expect(slow.slowest(at: .uptimeNanoseconds(950_000_000)).map(\.total) == [.milliseconds(900)])
-        // The 900 ms request ended at 0.9 s and is forgotten at 1.9 s.
-        slow.consider(journey(start: 2000, milliseconds: 10), head: head, status: .ok)
-        #expect(slow.slowest(at: .uptimeNanoseconds(2_100_000_000)).map(\.total) == [.milliseconds(10)])
-        #expect(slow.slowest(at: .uptimeNanoseconds(3_100_000_000)).isEmpty)
+        slow.consider(journey(start: 100, milliseconds: 10), head: head, status: .ok)  // same slice: turned away
+        slow.consider(journey(start: 12_000, milliseconds: 20), head: head, status: .ok)  // the next slice's slowest
+        #expect(slow.slowest(at: .uptimeNanoseconds(13_000_000_000)).map(\.total) == [.milliseconds(900)])
+        // The 900 ms request ended at 0.9 s and leaves the window at 60.9 s; the 20 ms one is still in it.
+        #expect(slow.slowest(at: .uptimeNanoseconds(61_000_000_000)).map(\.total) == [.milliseconds(20)])
+        #expect(slow.slowest(at: .uptimeNanoseconds(73_000_000_000)).isEmpty)
+    }
+
+    @Test func pathsLoseTheirQueryFragmentAndAuthority() {
+        #expect(SlowRequests.path(of: "/v1/x?access_token=t#f") == "/v1/x")
+        #expect(SlowRequests.path(of: "/a#frag") == "/a")
+        #expect(SlowRequests.path(of: "http://user:pw@host:80/p?q") == "/p")
+        #expect(SlowRequests.path(of: "/redirect/http://x") == "/redirect/http://x")
     }
 }
