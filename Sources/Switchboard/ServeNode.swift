@@ -34,7 +34,7 @@ public final class ServeNode: Sendable {
         settings: ServeSettings,
         logger: Logger,
         onListening: @escaping HTTPServer.ListeningCallback = { _ in },
-        onGRPCListening: @escaping GRPCListener.ListeningCallback = { _ in }
+        onGRPCListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }
     ) async throws {
         self.settings = settings
         let store = try await Self.openStore(settings, logger: logger)
@@ -128,9 +128,9 @@ public final class ServeNode: Sendable {
                 metrics: metrics,
                 accessLog: accessLog,
                 logger: logger,
-                onListening: { port in
-                    listeners.add(port: port, .init(serves: "grpc"))
-                    onGRPCListening(port)
+                onListening: { port, tls in
+                    listeners.add(port: port, .init(serves: tls ? "grpc (TLS)" : "grpc"))
+                    if !tls { onGRPCListening(port) }
                 }
             )
         }

@@ -68,17 +68,25 @@ public final class EdgeNode: Service, Sendable {
         let configuration = runtime.configuration
         let drainTimeout = configuration.drainTimeout.flatMap(SettingValue.duration) ?? .seconds(10)
         startHealthChecks(runtime)
-        try await withThrowingDiscardingTaskGroup { group in
-            for listener in configuration.listeners {
-                group.addTask { try await self.serve(listener, drainTimeout: drainTimeout) }
+        // However the listeners end, the checks stop and the upstream clients are shut down.
+        let outcome: Result<Void, any Error>
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                for listener in configuration.listeners {
+                    group.addTask { try await self.serve(listener, drainTimeout: drainTimeout) }
+                }
+                if let admin = configuration.admin {
+                    group.addTask { try await self.serveAdmin(admin) }
+                }
+                group.addTask { await self.reloadOnHangUp() }
             }
-            if let admin = configuration.admin {
-                group.addTask { try await self.serveAdmin(admin) }
-            }
-            group.addTask { await self.reloadOnHangUp() }
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
         }
         healthChecks.withLock { $0?.cancel() }
         await runtime.clients.shutdown()
+        try outcome.get()
     }
 
     // MARK: Listeners

@@ -48,7 +48,7 @@ struct TCPProxy: Sendable {
         }
         ClientBootstrap(group: inbound.eventLoop)
             .connectTimeout(cluster.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connectingTo(upstream)
             .assumeIsolated()  // Connected on the client's own loop.

@@ -53,7 +53,7 @@ final class UpstreamConnectionPool: Sendable {
         let bound = loops[ObjectIdentifier(loop)]!
         return ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = UpstreamExchangeHandler(idleTimeout: idleTimeout)

@@ -87,7 +87,7 @@ public struct ListeningSockets: Sendable {
                 }
             }
             .childChannelInitializer(initialize)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: options.tcpNoDelay ? 1 : 0)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: options.tcpNoDelay ? 1 : 0)
             .childChannelOption(.allowRemoteHalfClosure, value: options.allowRemoteHalfClosure)
         if executionModel == .reuseport {
             bootstrap = bootstrap.serverChannelOption(

@@ -54,8 +54,8 @@ public struct GRPCListener: Service {
         }
     }
 
-    /// Called once the listener is bound, with its port.
-    public typealias ListeningCallback = @Sendable (Int) -> Void
+    /// Called once each listener is bound, with its port and whether it is the TLS one.
+    public typealias ListeningCallback = @Sendable (_ port: Int, _ tls: Bool) -> Void
 
     private let servers: [(server: GRPCServer<HTTP2ServerTransport.Posix>, name: String)]
     private let health: HealthService
@@ -72,7 +72,7 @@ public struct GRPCListener: Service {
         metrics: any MetricsFactory,
         accessLog: AccessLog?,
         logger: Logger,
-        onListening: @escaping ListeningCallback = { _ in }
+        onListening: @escaping ListeningCallback = { _, _ in }
     ) {
         var transport = HTTP2ServerTransport.Posix.Config.defaults
         transport.rpc.maxRequestPayloadSize = configuration.maxRequestBytes
@@ -162,9 +162,7 @@ public struct GRPCListener: Service {
                         ?? address?.ipv6.map({ ("[\($0.host)]", $0.port) })
                 else { continue }
                 logger.info("gRPC listening", metadata: [name: "\(host):\(port)"])
-                if index == 0 {
-                    onListening(port)
-                }
+                onListening(port, index > 0)
             }
         }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import SwitchboardEngine
@@ -49,5 +51,28 @@ import Testing
             #expect(view.listeners.count >= 101)
             #expect(view.listenOverflows != nil && view.maximumBacklog != nil)
         #endif
+    }
+}
+
+/// Socket options the listeners give accepted connections, read back from the accepted socket.
+@Suite struct ListeningSocketOptionsTests {
+    @Test(arguments: [true, false]) func nagleIsOffUnlessAskedFor(noDelay: Bool) async throws {
+        var options = ListeningSockets.Options()
+        options.tcpNoDelay = noDelay
+        let (accepted, continuation) = AsyncStream.makeStream(of: Int.self)
+        let sockets = try await ListeningSockets(
+            executionModel: .sharedListener,
+            group: MultiThreadedEventLoopGroup.singleton,
+            options: options
+        ).bind(host: "127.0.0.1", port: 0) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                continuation.yield(try channel.syncOptions!.getOption(.tcpOption(.tcp_nodelay)))
+            }
+        }
+        let connection = try await RawConnection.connect(port: sockets.address.port!)
+        var values = accepted.makeAsyncIterator()
+        #expect(await values.next() == (noDelay ? 1 : 0))
+        await connection.close()
+        await sockets.drain(timeout: TimeAmount.seconds(1))
     }
 }
