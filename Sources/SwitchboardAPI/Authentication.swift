@@ -201,7 +201,7 @@ public struct Principal: Sendable {
     var queues: [TopicPattern]
     var rooms: [TopicPattern]
     /// May do anything (the `admin` claim).
-    public internal(set) var admin: Bool
+    var admin: Bool
 
     /// What a request wants to do.
     public enum Action: Sendable {

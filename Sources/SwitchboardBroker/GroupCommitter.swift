@@ -18,30 +18,16 @@ final class GroupCommitter: Sendable {
 
     /// - Parameter committed: called after each commit, in commit order, before the publishers hear back.
     init(store: any TopicStore, maxBatch: Int = 1024, committed: @escaping @Sendable ([StoredMessage]) -> Void) {
+        // A batch the database refuses is appended message by message: one bad message fails only its
+        // publisher.
         queue = BatchQueue(maxBatch: maxBatch) { batch in
-            await Self.commit(batch, to: store, committed: committed)
-        }
-    }
-
-    /// Commits a batch; when it fails for a reason of its own (not an outage), each message is appended
-    /// alone, so that one the database refuses fails only its publisher.
-    private static func commit(
-        _ batch: [Pending],
-        to store: any TopicStore,
-        committed: @Sendable ([StoredMessage]) -> Void
-    ) async {
-        do {
             let stored = try await store.append(batch.map(\.message))
             committed(stored)
             for (entry, message) in zip(batch, stored) {
                 entry.completion(.success(message))
             }
-        } catch  where batch.count > 1 && !(error is StoreUnavailable) {
-            for entry in batch { await commit([entry], to: store, committed: committed) }
-        } catch {
-            for entry in batch {
-                entry.completion(.failure(error))
-            }
+        } fail: { entry, error in
+            entry.completion(.failure(error))
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardEngine
 import Yams
 
 /// The file `switchboard edge --config` reads (YAML or JSON): listeners, the routes of HTTP listeners and
@@ -28,6 +29,9 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         public var listen: String
         /// `single`, `shared-listener` or `reuseport`, as for `serve`. Default `shared-listener`.
         public var executionModel: String?
+
+        /// `executionModel`, or the default.
+        var model: ExecutionModel { executionModel.flatMap(ExecutionModel.init(rawValue:)) ?? .sharedListener }
         /// TLS termination (`http` only): PEM certificate (with chain) and key; ALPN offers h2 and http/1.1.
         public var tls: TLSFiles?
         /// `http`: the routes, tried in order; the first that matches picks the cluster.

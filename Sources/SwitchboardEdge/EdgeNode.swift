@@ -93,7 +93,7 @@ public final class EdgeNode: Service, Sendable {
 
     private func serve(_ listener: EdgeConfiguration.Listener, drainTimeout: TimeAmount) async throws {
         let (host, port) = SettingValue.hostAndPort(listener.listen)!
-        let model = listener.executionModel.flatMap(ExecutionModel.init(rawValue:)) ?? .sharedListener
+        let model = listener.model
         let name = listener.name
         let onListening: @Sendable (String, SocketAddress) async -> Void = { [self] name, address in
             boundAddresses.withLock { $0[name] = address }
@@ -125,16 +125,11 @@ public final class EdgeNode: Service, Sendable {
         case .tcp, .forward:
             var options = ListeningSockets.Options()
             options.allowRemoteHalfClosure = true  // a tunnel's sides end one at a time
-            let sockets = try await ListeningSockets(executionModel: model, group: eventLoopGroup, options: options)
-                .bind(host: host, port: port) { [self] channel in initialize(channel, for: listener) }
-            listenerDirectory.add(
-                port: sockets.address.port ?? 0,
-                .init(
-                    serves: name,
-                    executionModel: model,
-                    eventLoops: model == .single ? 1 : Array(eventLoopGroup.makeIterator()).count
-                )
-            )
+            let listening = ListeningSockets(executionModel: model, group: eventLoopGroup, options: options)
+            let sockets = try await listening.bind(host: host, port: port) { [self] channel in
+                initialize(channel, for: listener)
+            }
+            listenerDirectory.add(port: sockets.address.port ?? 0, listening.listing(serves: name))
             await onListening(name, sockets.address)
             try? await gracefulShutdown()
             await sockets.drain(timeout: drainTimeout)

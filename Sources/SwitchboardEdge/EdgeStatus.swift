@@ -36,7 +36,7 @@ struct EdgeStatus {
         writer.string("name", listener.name)
         writer.string("kind", listener.kind.rawValue)
         writer.string("listen", boundAddresses[listener.name]?.hostAndPort ?? listener.listen)
-        writer.string("executionModel", listener.executionModel ?? ExecutionModel.sharedListener.rawValue)
+        writer.string("executionModel", listener.model.rawValue)
         writer.bool("tls", listener.tls != nil)
         writer.string("cluster", listener.cluster)
         writer.raw(

@@ -294,8 +294,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .closing
         }
         let sendsBody = request.method != .HEAD
-        if response.isHeld {
-            context.triggerUserOutboundEvent(ResponseHeld(), promise: nil)
+        let isEventStream = response.isEventStream
+        if response.isHeld || isEventStream {
+            context.triggerUserOutboundEvent(ResponseHeld(isEventStream: isEventStream), promise: nil)
         }
         switch response.body {
         case .buffer(let buffer):

@@ -144,11 +144,7 @@ public final class HTTPServer: Service, Sendable {
         }
         metrics.listeners.add(
             port: bound.address.port ?? 0,
-            .init(
-                serves: configuration.name + (tls == nil ? "" : " (TLS)"),
-                executionModel: model,
-                eventLoops: Array(group.makeIterator()).count
-            )
+            sockets.listing(serves: configuration.name + (tls == nil ? "" : " (TLS)"))
         )
         return bound
     }

@@ -11,7 +11,7 @@ import Foundation
 public struct KernelView: Sendable {
     public struct Listener: Sendable {
         public var address: String
-        public var port: Int? { address.split(separator: ":").last.flatMap { Int($0) } }
+        public var port: Int
         /// Connections the kernel completed that the server has not accepted yet.
         public var acceptQueue: Int
     }
@@ -53,7 +53,11 @@ public struct KernelView: Sendable {
                 switch fields[3] {
                 case "0A":  // LISTEN: rx_queue is the accept queue.
                     view.listeners.append(
-                        Listener(address: address(fields[1]), acceptQueue: Int(queues.last ?? "0", radix: 16) ?? 0)
+                        Listener(
+                            address: address(fields[1]),
+                            port: fields[1].split(separator: ":").last.flatMap { Int($0, radix: 16) } ?? 0,
+                            acceptQueue: Int(queues.last ?? "0", radix: 16) ?? 0
+                        )
                     )
                 case "01":  // ESTABLISHED
                     view.establishedConnections += 1

@@ -38,6 +38,13 @@ public struct ListeningSockets: Sendable {
         self.connections = connections
     }
 
+    /// How these sockets appear in a `ListenerDirectory`: serving `serves`, with their execution model and
+    /// the event loops their connections are spread over.
+    public func listing(serves: String) -> ListenerDirectory.Listener {
+        let eventLoops = executionModel == .single ? 1 : Array(group.makeIterator()).count
+        return .init(serves: serves, executionModel: executionModel, eventLoops: eventLoops)
+    }
+
     /// Binds `host:port` (port 0 picks a free port, which every `reuseport` socket then shares) and hands
     /// each accepted connection to `initialize`, on the connection's event loop, to build its pipeline.
     public func bind(

@@ -81,7 +81,7 @@ public struct OperationsRoutes: Sendable {
             JSONObjectWriter.array(view.listeners) { writer, listener in
                 writer.string("address", listener.address)
                 writer.number("acceptQueue", listener.acceptQueue)
-                let known = listener.port.flatMap(listeners.listener(port:))
+                let known = listeners.listener(port: listener.port)
                 writer.string("serves", known?.serves)
                 writer.string("executionModel", known?.executionModel?.rawValue)
                 writer.number("eventLoops", known?.eventLoops)

@@ -63,11 +63,6 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
             journey?.responseStarted = now
             status = head.status
             bytesWrittenBefore = activity.bytesWritten
-            if !isEventStream, head.headers.first(name: "content-type")?.isEventStream == true {
-                isEventStream = true
-                wasHeld = true
-                metrics.opened(.sse)
-            }
             context.write(data, promise: promise)
         case .body(let body):
             streamBytesOut += isStream ? body.readableBytes : 0
@@ -101,8 +96,12 @@ final class RequestJourneyHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// `ResponseHeld`, from the request handler before it writes a held response's head.
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        if event is ResponseHeld {
+        if let held = event as? ResponseHeld {
             wasHeld = true
+            if held.isEventStream && !isEventStream {
+                isEventStream = true
+                metrics.opened(.sse)
+            }
             promise?.succeed()
         } else {
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -189,13 +188,8 @@ extension RequestJourneyHandler {
     }
 }
 
-/// Says that the response about to be written was held open on purpose (`Response.isHeld`).
-struct ResponseHeld {}
-
-extension String {
-    /// Whether a `Content-Type` value is `text/event-stream`, in any letter case, without allocating.
-    fileprivate var isEventStream: Bool {
-        let wanted = "text/event-stream".utf8
-        return utf8.count >= wanted.count && zip(utf8, wanted).allSatisfy { $0 | 0x20 == $1 }
-    }
+/// Says that the response about to be written is held open on purpose: a long poll (`Response.isHeld`)
+/// or a Server-Sent Events stream.
+struct ResponseHeld {
+    var isEventStream: Bool
 }

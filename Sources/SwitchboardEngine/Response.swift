@@ -48,6 +48,14 @@ public struct Response: Sendable {
         )
     }
 
+    /// Whether this is a Server-Sent Events stream: a streamed body of type `text/event-stream` (in any
+    /// letter case; compared without allocating).
+    var isEventStream: Bool {
+        guard case .stream = body, let type = headers.first(name: "content-type") else { return false }
+        let wanted = "text/event-stream".utf8
+        return type.utf8.count >= wanted.count && zip(type.utf8, wanted).allSatisfy { $0 | 0x20 == $1 }
+    }
+
     /// This response, marked held open on purpose when `isHeld` (a long poll that was asked to wait).
     public func held(_ isHeld: Bool) -> Response {
         var response = self

@@ -19,30 +19,26 @@ final class SubmissionBatcher: Sendable {
     private let queue: BatchQueue<Submission>
 
     init() {
-        queue = BatchQueue(maxBatch: 512) { batch in await Self.commit(batch) }
+        queue = BatchQueue(maxBatch: 512) { batch in
+            try await Self.commit(batch)
+        } fail: { submission, error in
+            submission.reply(.failure(error))
+        }
     }
 
-    /// Commits a batch; when it fails for a reason of its own (not an outage), each submission is tried
-    /// alone, so that one bad row fails only its request.
-    private static func commit(_ batch: [Submission]) async {
+    private static func commit(_ batch: [Submission]) async throws {
         let store = batch[0].store
-        do {
-            let changes = try await store.transaction { connection in
-                try await store.insert(batch.map(\.job), on: connection)
-                let events = try await store.append(batch.map { $0.event($0.job) }, on: connection)
-                let changes = zip(batch, events).map { JobChange(job: $0.job, event: $1) }
-                for (submission, change) in zip(batch, changes) {
-                    try await store.record(submission.receipt, of: change, on: connection)
-                }
-                return changes
+        let changes = try await store.transaction { connection in
+            try await store.insert(batch.map(\.job), on: connection)
+            let events = try await store.append(batch.map { $0.event($0.job) }, on: connection)
+            let changes = zip(batch, events).map { JobChange(job: $0.job, event: $1) }
+            for (submission, change) in zip(batch, changes) {
+                try await store.record(submission.receipt, of: change, on: connection)
             }
-            store.announcer.changed(changes, now: batch.map(\.job.createdAt).max() ?? 0)
-            for (submission, change) in zip(batch, changes) { submission.reply(.success(change)) }
-        } catch  where batch.count > 1 && !(error is StoreUnavailable) {
-            for submission in batch { await commit([submission]) }
-        } catch {
-            for submission in batch { submission.reply(.failure(error)) }
+            return changes
         }
+        store.announcer.changed(changes, now: batch.map(\.job.createdAt).max() ?? 0)
+        for (submission, change) in zip(batch, changes) { submission.reply(.success(change)) }
     }
 
     /// Submits `job` to `store` with the next batch; returns once that batch has committed.
@@ -78,23 +74,15 @@ final class AttemptEndBatcher: Sendable {
     private let queue: BatchQueue<Change>
 
     init() {
-        queue = BatchQueue(maxBatch: 512) { batch in await Self.commit(batch) }
-    }
-
-    /// Commits a batch; when it fails for a reason of its own (not an outage), each change is tried
-    /// alone, so that one bad row fails only its request.
-    private static func commit(_ batch: [Change]) async {
-        let store = batch[0].store
-        do {
+        queue = BatchQueue(maxBatch: 512) { batch in
+            let store = batch[0].store
             let outcomes = try await store.transaction { connection in
                 try await Self.end(batch, in: store, on: connection)
             }
             store.announcer.changed(outcomes.compactMap { try? $0.get() }, now: batch.map(\.now).max() ?? 0)
             for (change, outcome) in zip(batch, outcomes) { change.reply(outcome) }
-        } catch  where batch.count > 1 && !(error is StoreUnavailable) {
-            for change in batch { await commit([change]) }
-        } catch {
-            for change in batch { change.reply(.failure(error)) }
+        } fail: { change, error in
+            change.reply(.failure(error))
         }
     }
 

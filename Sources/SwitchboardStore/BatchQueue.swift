@@ -18,6 +18,31 @@ public final class BatchQueue<Item: Sendable>: Sendable {
         self.process = process
     }
 
+    /// A queue of writes committed together: `commit` writes a batch and answers its items. When a batch
+    /// of several fails for a reason of its own (not a `StoreUnavailable` outage), each item is committed
+    /// alone, so that one bad item fails only its own request; the items of a failed commit get `fail`.
+    public convenience init(
+        maxBatch: Int,
+        commit: @escaping @Sendable ([Item]) async throws -> Void,
+        fail: @escaping @Sendable (Item, any Error) -> Void
+    ) {
+        self.init(maxBatch: maxBatch) { batch in await Self.commit(batch, commit, fail: fail) }
+    }
+
+    private static func commit(
+        _ batch: [Item],
+        _ commit: @Sendable ([Item]) async throws -> Void,
+        fail: @Sendable (Item, any Error) -> Void
+    ) async {
+        do {
+            try await commit(batch)
+        } catch  where batch.count > 1 && !(error is StoreUnavailable) {
+            for item in batch { await Self.commit([item], commit, fail: fail) }
+        } catch {
+            for item in batch { fail(item, error) }
+        }
+    }
+
     /// Queues `item`; it is processed with the next batch.
     public func submit(_ item: Item) {
         let start = state.withLock { state in
